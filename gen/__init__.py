@@ -1,1 +1,42 @@
-"""gen package."""
+"""Generation: model backends, presets and the sealed-generation service."""
+
+from gen._backend import GenerationOutput, GenerationParams, ImageBackend
+from gen._backend_diffusers import DiffusersBackend
+from gen._images import MIME_TYPES, ImageFormat, decode_image, encode_image, extension, sniff_mime
+from gen._presets import PRESETS, Preset, get_preset
+from gen._requests import (
+    ConsentAttestation,
+    GenerationRequest,
+    GenerationResult,
+    ScreenResult,
+    SealedImage,
+    WithheldImage,
+    parse_size,
+)
+from gen._service import SealedGenerationService
+from gen._settings import Settings
+
+__all__ = [
+    "MIME_TYPES",
+    "PRESETS",
+    "ConsentAttestation",
+    "DiffusersBackend",
+    "GenerationOutput",
+    "GenerationParams",
+    "GenerationRequest",
+    "GenerationResult",
+    "ImageBackend",
+    "ImageFormat",
+    "Preset",
+    "ScreenResult",
+    "SealedGenerationService",
+    "SealedImage",
+    "Settings",
+    "WithheldImage",
+    "decode_image",
+    "encode_image",
+    "extension",
+    "get_preset",
+    "parse_size",
+    "sniff_mime",
+]

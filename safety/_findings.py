@@ -77,4 +77,6 @@ class Finding(BaseModel):
             "flagged": self.flagged,
             "checked": self.state is not CheckState.NOT_CHECKED,
             "matched": [str(term) for term in self.details.get("matched", [])],
+            "threshold": -1.0 if self.threshold is None else float(self.threshold),
+            "image_index": -1 if self.image_index is None else self.image_index,
         }

@@ -1,0 +1,106 @@
+"""What callers ask the sealed-generation service for, and what it gives back."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from gen._images import ImageFormat
+from safety import Decision, Finding
+
+_SIZE = re.compile(r"^(\d{2,4})x(\d{2,4})$")
+
+
+def parse_size(size: str) -> tuple[int, int]:
+    """``"512x512"`` → ``(512, 512)``; the backend checks the range and multiples of 8."""
+    match = _SIZE.match(size.strip().lower())
+    if not match:
+        raise ValueError(f"size must look like 512x512, got {size!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
+class ConsentAttestation(BaseModel):
+    """A caller's statement that the person shown in an input image consented."""
+
+    subject: str = Field(description="Who consented (a name or the platform's user id).")
+    reference: str = Field(description="The platform's reference for the consent record.")
+    scope: str = Field(default="image-to-image", description="What the consent covers.")
+
+
+class GenerationRequest(BaseModel):
+    """One moderated generation: text-to-image, or image-to-image when ``image`` is given."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    prompt: str = Field(default="", max_length=4000)
+    negative_prompt: str | None = None
+    image: bytes | None = Field(default=None, description="Encoded input image (image-to-image).")
+    image_name: str = "input image"
+    preset: str | None = None
+    model: str | None = Field(default=None, description="tiny, a HF id or a local directory.")
+    n: int = Field(default=1, ge=1, le=8)
+    seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
+    steps: int | None = Field(default=None, ge=1, le=150)
+    size: tuple[int, int] | None = None
+    strength: float | None = Field(default=None, gt=0.0, le=1.0)
+    output_format: ImageFormat | None = None
+    tenant: str | None = None
+    consent: ConsentAttestation | None = None
+
+    @field_validator("size", mode="before")
+    @classmethod
+    def _parse_size(cls, value: Any) -> Any:
+        return parse_size(value) if isinstance(value, str) else value
+
+
+class SealedImage(BaseModel):
+    """A released image: watermarked, signed and recorded in the manifest store."""
+
+    index: int
+    manifest_id: str = Field(description="genseal id of the manifest in the store.")
+    manifest_label: str = Field(description="The C2PA manifest label.")
+    mime: str
+    sha256: str
+    watermark: str = Field(description="Watermark algorithm and payload, e.g. dwtdctsvd:1a2b3c4d.")
+    fingerprint: str = Field(description="Perceptual fingerprint (PDQ, hex) of the sealed pixels.")
+    seed: int | None = None
+    findings: list[Finding] = Field(default_factory=list)
+    decision: Decision
+    data: bytes = Field(exclude=True, repr=False)
+
+
+class WithheldImage(BaseModel):
+    """An output the policy did not release; its pixels are discarded."""
+
+    index: int
+    seed: int | None = None
+    findings: list[Finding]
+    decision: Decision
+
+
+class GenerationResult(BaseModel):
+    """What the caller gets: sealed images, or the decision that blocked them."""
+
+    request_id: str
+    status: Literal["released", "blocked"]
+    decision: Decision = Field(description="The deciding decision: input, or the first output.")
+    findings: list[Finding] = Field(description="Findings on the prompt and input image.")
+    images: list[SealedImage] = Field(default_factory=list)
+    withheld: list[WithheldImage] = Field(default_factory=list)
+    model_id: str | None = None
+    model_version: str | None = None
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+
+    @property
+    def released(self) -> bool:
+        return self.status == "released"
+
+
+class ScreenResult(BaseModel):
+    """Findings and the decision on them, without generating anything."""
+
+    request_id: str
+    decision: Decision
+    findings: list[Finding]

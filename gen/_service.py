@@ -1,0 +1,556 @@
+"""The sealed-generation service: the one place that runs the whole flow.
+
+    request → screen prompt and input → decide → generate → screen outputs → decide per image
+            → watermark → sign (C2PA) → store manifest + fingerprint → audit → caller
+
+Every step fails closed: an exception anywhere before an image is sealed and stored means no
+image leaves, and the failure is recorded in the audit log as an ``error`` decision.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import structlog
+from PIL import Image
+
+import genseal
+from gen._backend import GenerationParams, ImageBackend
+from gen._backend_diffusers import DiffusersBackend
+from gen._images import MIME_TYPES, ImageFormat, decode_image, encode_image, sniff_mime
+from gen._presets import apply_preset, get_preset
+from gen._requests import (
+    GenerationRequest,
+    GenerationResult,
+    ScreenResult,
+    SealedImage,
+    WithheldImage,
+)
+from gen._settings import Settings
+from genseal.errors import GensealError, InputError
+from provenance import (
+    C2paSigner,
+    DwtDctSvdWatermarker,
+    IngredientSpec,
+    ManifestRecord,
+    ManifestSigner,
+    ManifestStore,
+    SealClaim,
+    SigningIdentity,
+    Verifier,
+    Watermarker,
+    ensure_identity,
+    fingerprint,
+)
+from safety import (
+    Action,
+    Decision,
+    Finding,
+    OpenNsfwCheck,
+    Policy,
+    Screener,
+    Stage,
+    TermListCheck,
+    default_policy_path,
+)
+
+log = structlog.get_logger("genseal.service")
+
+BackendLoader = Callable[[str], ImageBackend]
+
+
+class SealedGenerationService:
+    """Screens, decides, generates and seals. Thread-safe; one per process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        backend_loader: BackendLoader | None = None,
+        on_identity_created: Callable[[SigningIdentity], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        # A malformed policy is an error here, at start-up, never a silent allow later.
+        self.policy = Policy.load(settings.policy or default_policy_path())
+        self.screener = Screener(
+            prompt_checks=[TermListCheck.from_policy(self.policy)],
+            image_checks=[OpenNsfwCheck.from_policy(self.policy)],
+        )
+        self.watermarker: Watermarker = DwtDctSvdWatermarker()
+        settings.home.mkdir(parents=True, exist_ok=True)
+        self.identity = ensure_identity(settings.home)
+        if self.identity.created and on_identity_created is not None:
+            on_identity_created(self.identity)
+        self.signer: ManifestSigner = C2paSigner(self.identity)
+        self.store = ManifestStore(settings.store_url)
+        self._load_backend = backend_loader or self._default_backend_loader
+        self._backends: dict[str, ImageBackend] = {}
+        self._backends_lock = threading.Lock()
+        # diffusers pipelines are not re-entrant; one generation at a time per process.
+        self._generate_lock = threading.Lock()
+
+    # -- public operations -------------------------------------------------------------------
+
+    def generate(self, request: GenerationRequest) -> GenerationResult:
+        """Text-to-image, or image-to-image when the request carries an input image."""
+        request_id = _new_id()
+        timings: dict[str, float] = {}
+        with self._recorded(request_id, request.tenant, "generate"):
+            prompt, params_extra = self._resolve_prompt(request)
+            input_image = self._decode_input(request)
+
+            with _timed(timings, "screen_input"):
+                findings = self.screener.screen_prompt(prompt)
+                if input_image is not None:
+                    findings += self.screener.screen_images([input_image], Stage.INPUT)
+            context = self._context(request, input_image is not None)
+            decision = self._decide_input(findings, context)
+            if decision.action is Action.BLOCK:
+                self._audit("blocked", request_id, request.tenant, decision)
+                return GenerationResult(
+                    request_id=request_id,
+                    status="blocked",
+                    decision=decision,
+                    findings=findings,
+                    timings_ms=timings,
+                )
+
+            backend = self.backend(request.model or self.settings.model)
+            width, height = request.size or backend.defaults.size
+            params = GenerationParams(
+                prompt=prompt,
+                negative_prompt=request.negative_prompt or params_extra.get("negative_prompt"),
+                n=request.n,
+                seed=request.seed,
+                steps=request.steps or params_extra.get("steps"),
+                width=width,
+                height=height,
+                guidance_scale=params_extra.get("guidance_scale"),
+                strength=request.strength or params_extra.get("strength") or 0.75,
+                init_image=input_image.convert("RGB") if input_image is not None else None,
+            )
+            with _timed(timings, "generate"), self._generate_lock:
+                output = backend.generate(params)
+
+            released: list[SealedImage] = []
+            withheld: list[WithheldImage] = []
+            output_context = {**context, "stage": Stage.OUTPUT.value}
+            for index, image in enumerate(output.images):
+                seed = output.seeds[index] if index < len(output.seeds) else None
+                with _timed(timings, "screen_output"):
+                    image_findings = self.screener.screen_images([image], Stage.OUTPUT)
+                    image_findings = [f.model_copy(update={"image_index": index}) for f in image_findings]
+                # Earlier findings go along: a minor in the prompt lowers the bar for the output.
+                out_decision = self.policy.decide(
+                    findings + image_findings, Stage.OUTPUT, output_context
+                )
+                if out_decision.action is Action.BLOCK:
+                    self._audit("blocked", request_id, request.tenant, out_decision)
+                    withheld.append(
+                        WithheldImage(
+                            index=index, seed=seed, findings=image_findings, decision=out_decision
+                        )
+                    )
+                    continue
+                with _timed(timings, "seal"):
+                    released.append(
+                        self._seal(
+                            image,
+                            index=index,
+                            seed=seed,
+                            request_id=request_id,
+                            tenant=request.tenant,
+                            fmt=request.output_format or self.settings.output_format,
+                            model_id=backend.model_id,
+                            model_version=backend.model_version,
+                            findings=findings + image_findings,
+                            decision=out_decision,
+                            input_decision=decision,
+                            ingredient=self._ingredient(request),
+                            consent=request.consent.model_dump() if request.consent else None,
+                        )
+                    )
+
+            return GenerationResult(
+                request_id=request_id,
+                status="released" if released else "blocked",
+                decision=released[0].decision if released else withheld[0].decision,
+                findings=findings,
+                images=released,
+                withheld=withheld,
+                model_id=backend.model_id,
+                model_version=backend.model_version,
+                timings_ms={k: round(v, 2) for k, v in timings.items()},
+            )
+
+    def seal(
+        self,
+        image_bytes: bytes,
+        *,
+        source_model: str | None = None,
+        prompt: str | None = None,
+        output_format: ImageFormat | None = None,
+        tenant: str | None = None,
+        image_name: str = "image",
+    ) -> GenerationResult:
+        """Screen, decide, watermark and sign an image generated elsewhere."""
+        request_id = _new_id()
+        timings: dict[str, float] = {}
+        with self._recorded(request_id, tenant, "seal"):
+            image = decode_image(
+                image_bytes,
+                max_bytes=self.settings.max_upload_bytes,
+                max_pixels=self.settings.max_image_pixels,
+                name=image_name,
+            )
+            context = {
+                "tenant": tenant or "",
+                "model": source_model or "unknown",
+                "has_input_image": False,
+                "preset": "",
+                "n": 1,
+                "operation": "seal",
+            }
+            with _timed(timings, "screen"):
+                prompt_findings = self.screener.screen_prompt(prompt) if prompt else []
+                image_findings = self.screener.screen_images([image], Stage.OUTPUT)
+            decision = self._decide_input(prompt_findings, context) if prompt else None
+            if decision is None or decision.action is not Action.BLOCK:
+                decision = self.policy.decide(
+                    prompt_findings + image_findings,
+                    Stage.OUTPUT,
+                    {**context, "stage": Stage.OUTPUT.value},
+                )
+            findings = prompt_findings + image_findings
+            if decision.action is Action.BLOCK:
+                self._audit("blocked", request_id, tenant, decision)
+                return GenerationResult(
+                    request_id=request_id,
+                    status="blocked",
+                    decision=decision,
+                    findings=findings,
+                    timings_ms=timings,
+                )
+            fmt = output_format or _format_of(image_bytes) or self.settings.output_format
+            with _timed(timings, "seal"):
+                sealed = self._seal(
+                    image,
+                    index=0,
+                    seed=None,
+                    request_id=request_id,
+                    tenant=tenant,
+                    fmt=fmt,
+                    model_id=source_model or "unknown",
+                    model_version=None,
+                    findings=findings,
+                    decision=decision,
+                    input_decision=None,
+                    ingredient=None,
+                    consent=None,
+                )
+            return GenerationResult(
+                request_id=request_id,
+                status="released",
+                decision=decision,
+                findings=findings,
+                images=[sealed],
+                model_id=source_model,
+                timings_ms={k: round(v, 2) for k, v in timings.items()},
+            )
+
+    def screen(
+        self, *, prompt: str | None = None, image_bytes: bytes | None = None, tenant: str | None = None
+    ) -> ScreenResult:
+        """Findings and the decision on them, without generating or recording anything."""
+        if not prompt and image_bytes is None:
+            raise InputError("give a prompt, an image, or both to screen")
+        findings: list[Finding] = self.screener.screen_prompt(prompt) if prompt else []
+        image = None
+        if image_bytes is not None:
+            image = decode_image(
+                image_bytes,
+                max_bytes=self.settings.max_upload_bytes,
+                max_pixels=self.settings.max_image_pixels,
+            )
+            findings += self.screener.screen_images([image], Stage.INPUT)
+        context = {
+            "tenant": tenant or "",
+            "model": "",
+            "has_input_image": image is not None,
+            "preset": "",
+            "n": 1,
+            "operation": "screen",
+        }
+        return ScreenResult(
+            request_id=_new_id(), decision=self._decide_input(findings, context), findings=findings
+        )
+
+    def verifier(self, extra_anchors_pem: bytes = b"") -> Verifier:
+        anchors = self.identity.root_cert_pem + b"\n" + extra_anchors_pem
+        for path in self.settings.trust_anchors:
+            anchors += b"\n" + path.read_bytes()
+        return Verifier(store=self.store, trust_anchors_pem=anchors, watermarker=self.watermarker)
+
+    def backend(self, spec: str) -> ImageBackend:
+        with self._backends_lock:
+            if spec not in self._backends:
+                self._backends[spec] = self._load_backend(spec)
+            return self._backends[spec]
+
+    # -- the flow's parts -----------------------------------------------------------------------
+
+    def _default_backend_loader(self, spec: str) -> ImageBackend:
+        return DiffusersBackend.load(
+            spec, device=self.settings.device, offline=self.settings.offline
+        )
+
+    def _resolve_prompt(self, request: GenerationRequest) -> tuple[str, dict[str, Any]]:
+        if request.preset is None:
+            if not request.prompt.strip():
+                raise InputError("the prompt is empty")
+            return request.prompt, {}
+        preset = get_preset(request.preset)
+        if preset.mode == "image-to-image" and request.image is None:
+            raise InputError(f"preset {preset.name!r} turns an input image into a new one: give --image")
+        extra: dict[str, Any] = {
+            "negative_prompt": preset.negative_prompt,
+            "steps": preset.steps,
+            "guidance_scale": preset.guidance_scale,
+            "strength": preset.strength,
+        }
+        return apply_preset(preset, request.prompt), extra
+
+    def _decode_input(self, request: GenerationRequest) -> Image.Image | None:
+        if request.image is None:
+            return None
+        return decode_image(
+            request.image,
+            max_bytes=self.settings.max_upload_bytes,
+            max_pixels=self.settings.max_image_pixels,
+            name=request.image_name,
+        )
+
+    def _context(self, request: GenerationRequest, has_input_image: bool) -> dict[str, Any]:
+        return {
+            "tenant": request.tenant or "",
+            "model": request.model or self.settings.model,
+            "has_input_image": has_input_image,
+            "preset": request.preset or "",
+            "n": request.n,
+            "operation": "generate",
+            "has_consent": request.consent is not None,
+        }
+
+    def _decide_input(self, findings: Sequence[Finding], context: dict[str, Any]) -> Decision:
+        """Decide before generating: on the prompt, then on prompt and input image together."""
+        prompt_findings = [f for f in findings if f.stage is Stage.PROMPT]
+        decision = self.policy.decide(
+            prompt_findings, Stage.PROMPT, {**context, "stage": Stage.PROMPT.value}
+        )
+        if decision.action is Action.BLOCK or not context.get("has_input_image"):
+            return decision
+        return self.policy.decide(findings, Stage.INPUT, {**context, "stage": Stage.INPUT.value})
+
+    def _ingredient(self, request: GenerationRequest) -> IngredientSpec | None:
+        if request.image is None:
+            return None
+        fmt = _format_of(request.image)
+        if fmt is None:
+            # c2pa cannot embed an ingredient of a format it does not know; record it re-encoded.
+            image = decode_image(
+                request.image,
+                max_bytes=self.settings.max_upload_bytes,
+                max_pixels=self.settings.max_image_pixels,
+            )
+            return IngredientSpec(
+                data=encode_image(image, "png"), mime=MIME_TYPES["png"], title=request.image_name
+            )
+        return IngredientSpec(data=request.image, mime=MIME_TYPES[fmt], title=request.image_name)
+
+    def _seal(
+        self,
+        image: Image.Image,
+        *,
+        index: int,
+        seed: int | None,
+        request_id: str,
+        tenant: str | None,
+        fmt: ImageFormat,
+        model_id: str,
+        model_version: str | None,
+        findings: list[Finding],
+        decision: Decision,
+        input_decision: Decision | None,
+        ingredient: IngredientSpec | None,
+        consent: dict[str, Any] | None,
+    ) -> SealedImage:
+        """Watermark, then sign over the watermarked pixels, then store. Raises on any failure."""
+        genseal_id = str(uuid.uuid4())
+        payload = uuid.UUID(genseal_id).hex[:8]
+        marked = self.watermarker.embed(image, payload)
+        data = encode_image(marked, fmt)
+        mime = MIME_TYPES[fmt]
+        print_ = fingerprint(marked)
+        moderation = _moderation_assertion(
+            genseal_id=genseal_id,
+            request_id=request_id,
+            policy=self.policy,
+            decision=decision,
+            input_decision=input_decision,
+            findings=findings,
+            consent=consent,
+        )
+        model = f"{model_id}@{model_version}" if model_version else model_id
+        claim = SealClaim(
+            genseal_id=genseal_id,
+            title=f"genseal-{genseal_id[:8]}-{index}{'.jpg' if fmt == 'jpeg' else '.' + fmt}",
+            software_agent=f"genseal {genseal.__version__}",
+            model_id=model,
+            kind="edited" if ingredient is not None else "created",
+            moderation=moderation,
+            soft_binding_alg=f"org.genseal.{self.watermarker.name}.{self.watermarker.version}",
+            soft_binding_value=payload,
+            ingredient=ingredient,
+        )
+        signed = self.signer.sign(data, mime, claim)
+        sha256 = hashlib.sha256(signed.data).hexdigest()
+        self.store.add(
+            ManifestRecord(
+                id=genseal_id,
+                manifest_label=signed.manifest_label,
+                manifest_store=signed.manifest_store,
+                watermark_alg=self.watermarker.name,
+                watermark_payload=payload,
+                fingerprint_alg=print_.algorithm,
+                fingerprint_hex=print_.hex,
+                mime=mime,
+                sha256=sha256,
+                tenant=tenant,
+                model_id=model,
+                decision=decision.action.value,
+                created_at=datetime.now(UTC),
+            )
+        )
+        self._audit("released", request_id, tenant, decision, manifest_id=genseal_id)
+        log.info("sealed", request_id=request_id, manifest_id=genseal_id, mime=mime)
+        return SealedImage(
+            index=index,
+            manifest_id=genseal_id,
+            manifest_label=signed.manifest_label,
+            mime=mime,
+            sha256=sha256,
+            watermark=f"{self.watermarker.name}:{payload}",
+            fingerprint=print_.hex,
+            seed=seed,
+            findings=findings,
+            decision=decision,
+            data=signed.data,
+        )
+
+    def _audit(
+        self,
+        event: str,
+        request_id: str,
+        tenant: str | None,
+        decision: Decision | dict[str, Any],
+        *,
+        manifest_id: str | None = None,
+    ) -> None:
+        payload = decision.model_dump(mode="json") if isinstance(decision, Decision) else decision
+        self.store.append_audit(
+            event=event,
+            request_id=request_id,
+            tenant=tenant,
+            decision=payload,
+            manifest_id=manifest_id,
+        )
+
+    @contextmanager
+    def _recorded(self, request_id: str, tenant: str | None, operation: str) -> Iterator[None]:
+        """Record any failure as an ``error`` decision, then let it propagate (fail closed)."""
+        try:
+            yield
+        except InputError:
+            raise  # the caller's mistake: nothing was screened, nothing to record
+        except Exception as exc:
+            error = exc if isinstance(exc, GensealError) else None
+            log.error("request failed", request_id=request_id, operation=operation, error=str(exc))
+            try:
+                self._audit(
+                    "error",
+                    request_id,
+                    tenant,
+                    {
+                        "operation": operation,
+                        "error": error.code if error else type(exc).__name__,
+                        "message": str(exc),
+                    },
+                )
+            except Exception as audit_exc:  # the store itself may be what failed
+                log.error("could not record the failure", error=str(audit_exc))
+            raise
+
+
+def _moderation_assertion(
+    *,
+    genseal_id: str,
+    request_id: str,
+    policy: Policy,
+    decision: Decision,
+    input_decision: Decision | None,
+    findings: Sequence[Finding],
+    consent: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The ``org.genseal.moderation`` assertion: what was checked and decided, never the prompt."""
+    assertion: dict[str, Any] = {
+        "genseal_id": genseal_id,
+        "request_id": request_id,
+        "decision": decision.action.value,
+        "rule": decision.rule,
+        "policy": {"id": policy.id, "version": policy.version, "sha256": policy.sha256},
+        "checks": [
+            {
+                "check": f.check,
+                "version": f.check_version,
+                "category": f.category.value,
+                "stage": f.stage.value,
+                "state": f.state.value,
+                "score": f.score,
+                **({"reason": f.reason} if f.state.value == "not_checked" else {}),
+            }
+            for f in findings
+        ],
+    }
+    if input_decision is not None:
+        assertion["input_decision"] = input_decision.action.value
+    if consent is not None:
+        assertion["consent"] = consent
+    return assertion
+
+
+def _format_of(data: bytes) -> ImageFormat | None:
+    mime = sniff_mime(data)
+    for fmt, known in MIME_TYPES.items():
+        if known == mime:
+            return fmt  # type: ignore[return-value]
+    return None
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+@contextmanager
+def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[stage] = timings.get(stage, 0.0) + (time.perf_counter() - start) * 1000

@@ -1,0 +1,268 @@
+"""Verification: C2PA state, watermark, fingerprint, and recovery through the manifest store.
+
+Recovery rules (DESIGN: a 32-bit watermark collides after ~65k images):
+
+- the embedded manifest names a stored record only when it is *trusted*; an untrusted or
+  broken manifest could carry a copied label;
+- a watermark payload is a lead: a record it points to must also look like the file
+  (fingerprint within ``corroboration_distance``, loose, since the watermark already narrowed
+  the candidates to a handful);
+- a fingerprint alone names a record within ``fingerprint_distance`` (strict), and only when
+  the file has enough detail for PDQ to mean something (quality >= ``_MIN_PDQ_QUALITY``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from genseal.errors import ImageInputError
+
+from ._c2pa import MODERATION_LABEL
+from ._c2pa_read import C2paReader, read_assertion
+from ._fingerprint import FINGERPRINT_BITS, Fingerprint, Fingerprinter, fingerprint, hamming
+from ._media import decode_image, sniff_mime
+from ._records import ManifestLookup, ManifestRecord
+from ._report import C2paReport, Evidence, ProvenanceReport, Recovery
+from ._watermark import Watermarker, WatermarkReading
+
+__all__ = ["Verifier"]
+
+# PDQ's own guidance: below 50 the hash of a near-featureless image is not a reliable match.
+_MIN_PDQ_QUALITY = 50
+_NEAREST_LIMIT = 5
+
+
+@dataclass
+class _Candidate:
+    record: ManifestRecord
+    distance: int | None
+    evidence: set[Evidence] = field(default_factory=set)
+
+
+class Verifier:
+    """Verify any image: the C2PA manifest, the watermark, and recovery from the store.
+
+    ``store`` None verifies without recovery; ``trust_anchors_pem`` None can at best report
+    ``valid`` (no signer is trusted).
+    """
+
+    def __init__(
+        self,
+        store: ManifestLookup | None,
+        trust_anchors_pem: bytes | None,
+        watermarker: Watermarker,
+        *,
+        fingerprint_distance: int = 32,
+        corroboration_distance: int = 90,
+        fingerprinter: Fingerprinter = fingerprint,
+    ) -> None:
+        if not 0 <= fingerprint_distance <= corroboration_distance <= FINGERPRINT_BITS:
+            raise ValueError("need 0 <= fingerprint_distance <= corroboration_distance <= 256")
+        self._store = store
+        self._reader = C2paReader(trust_anchors_pem)
+        self._watermarker = watermarker
+        self._strict = fingerprint_distance
+        self._loose = corroboration_distance
+        self._fingerprint = fingerprinter
+
+    def verify(self, data: bytes, name: str = "") -> ProvenanceReport:
+        """Report on one file; ImageInputError if it is neither an image nor carries a manifest."""
+        mime = sniff_mime(data)
+        c2pa_report = self._reader.read(data, mime)
+        try:
+            image = decode_image(data)
+        except ImageInputError:
+            if c2pa_report.manifest_label is None:
+                raise
+            # A manifest was found in a container Pillow cannot decode: report what c2pa saw.
+            image = None
+        sha256 = hashlib.sha256(data).hexdigest()
+        if image is None:
+            reading = WatermarkReading(
+                algorithm=self._watermarker.name, detected=False, confidence=0.0
+            )
+            print_ = None
+        else:
+            if mime is None and image.format:
+                mime = f"image/{image.format.lower()}"
+            reading = self._watermarker.detect(image)
+            print_ = self._fingerprint(image)
+        recovery = self._recover(c2pa_report, reading, print_, sha256, decoded=image is not None)
+        return ProvenanceReport(
+            file=name,
+            format=mime,
+            size_bytes=len(data),
+            sha256=sha256,
+            width=image.width if image is not None else None,
+            height=image.height if image is not None else None,
+            c2pa=c2pa_report,
+            watermark=reading,
+            fingerprint=print_,
+            recovery=recovery,
+            summary=_summary(c2pa_report, reading, recovery),
+        )
+
+    def _recover(
+        self,
+        c2pa_report: C2paReport,
+        reading: WatermarkReading,
+        print_: Fingerprint | None,
+        sha256: str,
+        *,
+        decoded: bool,
+    ) -> Recovery:
+        store = self._store
+        if store is None:
+            return Recovery(attempted=False, reason="no manifest store was given to look in")
+        candidates: dict[str, _Candidate] = {}
+
+        def candidate(record: ManifestRecord) -> _Candidate:
+            if record.id not in candidates:
+                distance = (
+                    hamming(print_.hex, record.fingerprint_hex)
+                    if print_ is not None and len(print_.hex) == len(record.fingerprint_hex)
+                    else None
+                )
+                candidates[record.id] = _Candidate(record, distance)
+            return candidates[record.id]
+
+        if c2pa_report.state == "trusted" and c2pa_report.manifest_label:
+            record = store.by_label(c2pa_report.manifest_label)
+            if record is not None:
+                candidate(record).evidence.add("manifest")
+        rejected: list[_Candidate] = []
+        if reading.detected and reading.payload:
+            for record in store.by_watermark(reading.payload):
+                found = candidate(record)
+                if found.distance is not None and found.distance <= self._loose:
+                    found.evidence.add("watermark")
+                elif not found.evidence:
+                    rejected.append(found)
+        flat = print_ is not None and print_.quality < _MIN_PDQ_QUALITY
+        if print_ is not None and not flat:
+            for record, _distance in store.nearest(print_.hex, self._strict, _NEAREST_LIMIT):
+                candidate(record)
+        for found in candidates.values():
+            # Strict fingerprint agreement counts as evidence on its own, except for flat
+            # images, where PDQ says little.
+            if found.distance is not None and found.distance <= self._strict and not flat:
+                found.evidence.add("fingerprint")
+        named = [c for c in candidates.values() if c.evidence]
+        if not named:
+            return Recovery(
+                attempted=True,
+                reason=_not_found_reason(
+                    reading, print_, rejected, self._loose, self._strict, decoded=decoded
+                ),
+            )
+        named.sort(key=lambda c: (-len(c.evidence), 999 if c.distance is None else c.distance))
+        best = named[0]
+        record = best.record
+        altered: bool | None = None
+        if record.sha256 == sha256:
+            altered = False
+        elif best.distance is not None and best.distance > 0:
+            altered = True
+        # Same fingerprint, other bytes: stripped metadata or a (near-)lossless re-encode;
+        # PDQ cannot tell those apart, so the answer stays unknown (None).
+        evidence: list[Evidence] = [
+            e for e in ("manifest", "watermark", "fingerprint") if e in best.evidence
+        ]
+        reason = _found_reason(best, evidence, self._loose, self._strict)
+        if len(named) > 1:
+            reason += f"; {len(named) - 1} weaker candidate(s) set aside"
+        return Recovery(
+            attempted=True,
+            found=True,
+            manifest_id=record.id,
+            manifest_label=record.manifest_label,
+            evidence=evidence,
+            fingerprint_distance=best.distance,
+            pixels_altered=altered,
+            sealed_at=record.created_at,
+            moderation=read_assertion(record.manifest_store, MODERATION_LABEL),
+            reason=reason,
+        )
+
+
+def _found_reason(best: _Candidate, evidence: list[Evidence], loose: int, strict: int) -> str:
+    record, distance = best.record, best.distance
+    parts = []
+    if "manifest" in evidence:
+        parts.append("the trusted manifest in the file is the stored one")
+    if "watermark" in evidence:
+        parts.append(f"the watermark payload {record.watermark_payload} matches")
+    if distance is not None:
+        if "fingerprint" in evidence:
+            parts.append(f"the fingerprint is {distance}/256 bits away (<= {strict})")
+        elif "watermark" in evidence:
+            parts.append(
+                f"the fingerprint, {distance}/256 bits away (<= {loose}), corroborates the "
+                "watermark"
+            )
+    return f"manifest {record.id}: " + "; ".join(parts)
+
+
+def _not_found_reason(
+    reading: WatermarkReading,
+    print_: Fingerprint | None,
+    rejected: list[_Candidate],
+    loose: int,
+    strict: int,
+    *,
+    decoded: bool,
+) -> str:
+    if not decoded:
+        return "the pixels could not be decoded, so neither watermark nor fingerprint was read"
+    if rejected:
+        distances = [c.distance for c in rejected if c.distance is not None]
+        nearest = f" (nearest fingerprint {min(distances)}/256 bits > {loose})" if distances else ""
+        return (
+            f"a genseal watermark ({reading.payload}) was found, but no manifest with that "
+            f"payload looks like this image{nearest}: a watermark alone never names a manifest"
+        )
+    if print_ is not None and print_.quality < _MIN_PDQ_QUALITY:
+        wm = "no genseal watermark was found and " if not reading.detected else ""
+        return (
+            f"{wm}the image is too flat for its fingerprint to identify it "
+            f"(PDQ quality {print_.quality} < {_MIN_PDQ_QUALITY})"
+        )
+    if reading.detected:
+        return (
+            f"a genseal watermark ({reading.payload}) was found but no stored manifest carries it, "
+            f"and no stored fingerprint is within {strict} bits"
+        )
+    return f"no genseal watermark, and no stored fingerprint within {strict} bits"
+
+
+def _summary(c2pa_report: C2paReport, reading: WatermarkReading, recovery: Recovery) -> str:
+    state = c2pa_report.state
+    signer = c2pa_report.signer or "an unknown signer"
+    if state == "trusted":
+        first = f"Content Credentials are valid and signed by a trusted signer ({signer})"
+    elif state == "valid":
+        first = f"Content Credentials are intact but signed by {signer}, who is not trusted here"
+    elif state == "invalid":
+        codes = ", ".join(s.code for s in c2pa_report.status_codes[:3]) or "unknown failure"
+        first = f"Content Credentials are present but invalid ({codes})"
+    else:
+        first = "The file carries no Content Credentials"
+    if recovery.found:
+        via = " and ".join(recovery.evidence)
+        if recovery.pixels_altered is None:
+            change = " (its pixels look unchanged, but the file is not the one sealed)"
+        elif recovery.pixels_altered:
+            change = ", and its pixels have changed since sealing"
+        else:
+            change = ", byte for byte as sealed"
+        second = f"it traces back to genseal manifest {recovery.manifest_id} by {via}{change}"
+    elif reading.detected:
+        second = (
+            f"a genseal watermark ({reading.payload}) is present but no sealed manifest matches it"
+        )
+    elif recovery.attempted:
+        second = "no genseal watermark or sealed manifest matches it"
+    else:
+        second = "no genseal watermark was found"
+    return f"{first}; {second}."

@@ -1,0 +1,55 @@
+"""A real genseal HTTP server on a free loopback port, shared by the API tests of a module."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from api.app import create_app
+from gen import SealedGenerationService, Settings
+
+API_KEY = "sk-genseal-test"
+
+
+@dataclass
+class Server:
+    url: str
+    service: SealedGenerationService
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    home: Path = tmp_path_factory.mktemp("api-home")
+    service = SealedGenerationService(Settings(home=home, api_keys=[API_KEY]))
+    port = _free_port()
+    config = uvicorn.Config(create_app(service), host="127.0.0.1", port=port, log_level="warning")
+    uv = uvicorn.Server(config)
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz").status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.05)
+    else:
+        raise RuntimeError("the genseal server did not start")
+    yield Server(url=url, service=service)
+    uv.should_exit = True
+    thread.join(timeout=10)

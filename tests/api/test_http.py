@@ -1,0 +1,126 @@
+"""The HTTP API through the official ``openai`` client and plain HTTP, against a real server."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import httpx
+import openai
+import pytest
+from PIL import Image
+
+from tests._media import photo
+from tests.api.conftest import API_KEY, Server
+
+FAST = {"steps": 2, "seed": 3}
+
+
+def client(server: Server, key: str = API_KEY) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0)
+
+
+def test_openai_client_generates_sealed_images(server: Server) -> None:
+    response = client(server).images.generate(
+        prompt="a ceramic figurine of a red fox on a desk",
+        n=2,
+        size="256x256",
+        response_format="b64_json",
+        extra_body=FAST,
+    )
+    assert len(response.data) == 2
+    extra = response.model_extra or {}
+    assert extra["genseal"]["status"] == "released"
+    for datum in response.data:
+        data = base64.b64decode(datum.b64_json or "")
+        assert Image.open(io.BytesIO(data)).size == (256, 256)
+        report = httpx.post(
+            f"{server.url}/v1/verify", files={"file": ("out.png", data, "image/png")}
+        ).json()
+        assert report["c2pa"]["state"] == "trusted"
+        manifest_id = (datum.model_extra or {})["manifest_id"]
+        assert report["c2pa"]["moderation"]["genseal_id"] == manifest_id
+        sidecar = httpx.get(f"{server.url}/v1/manifests/{manifest_id}")
+        assert sidecar.status_code == 200
+        assert sidecar.headers["content-type"] == "application/c2pa"
+        assert len(sidecar.content) > 1000
+
+
+def test_policy_block_is_a_content_policy_violation(server: Server) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        client(server).images.generate(
+            prompt="hardcore porn", size="256x256", response_format="b64_json", extra_body=FAST
+        )
+    assert caught.value.code == "content_policy_violation"
+    body = caught.value.body
+    assert isinstance(body, dict)
+    assert body["decision"]["action"] == "block"
+
+
+def test_openai_client_edits_with_the_figurine_preset(server: Server) -> None:
+    response = client(server).images.edit(
+        image=("me.png", photo("astronaut"), "image/png"),
+        prompt="holding a tiny flag",
+        size="256x256",
+        response_format="b64_json",
+        extra_body={**FAST, "preset": "figurine"},
+    )
+    [datum] = response.data
+    data = base64.b64decode(datum.b64_json or "")
+    report = httpx.post(f"{server.url}/v1/verify", files={"file": ("f.png", data)}).json()
+    assert report["c2pa"]["state"] == "trusted"
+    assert [i["relationship"] for i in report["c2pa"]["ingredients"]] == ["parentOf"]
+
+
+def test_wrong_api_key_is_401(server: Server) -> None:
+    with pytest.raises(openai.AuthenticationError):
+        client(server, key="sk-wrong").images.generate(prompt="a fox", extra_body=FAST)
+
+
+def test_bad_inputs_are_4xx_with_a_json_error(server: Server) -> None:
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    bad_size = httpx.post(
+        f"{server.url}/v1/images/generations",
+        json={"prompt": "a fox", "size": "100x100", **FAST},
+        headers=headers,
+    )
+    assert bad_size.status_code == 400
+    assert "multiple of 8" in bad_size.json()["error"]["message"]
+
+    url_format = httpx.post(
+        f"{server.url}/v1/images/generations",
+        json={"prompt": "a fox", "response_format": "url"},
+        headers=headers,
+    )
+    assert url_format.status_code == 400
+
+    not_image = httpx.post(
+        f"{server.url}/v1/images/edits",
+        data={"prompt": "x"},
+        files={"image": ("a.png", b"not an image", "image/png")},
+        headers=headers,
+        timeout=60,
+    )
+    assert not_image.status_code == 400
+    assert not_image.json()["error"]["code"] == "invalid_image"
+
+    too_big = httpx.post(
+        f"{server.url}/v1/verify",
+        files={"file": ("big.png", b"\0" * (server.service.settings.max_upload_bytes + 1))},
+    )
+    assert too_big.status_code == 413
+
+
+def test_verify_needs_no_key_and_reports_absent_for_a_plain_photo(server: Server) -> None:
+    response = httpx.post(f"{server.url}/v1/verify", files={"file": ("p.png", photo("coffee"))})
+    assert response.status_code == 200
+    report = response.json()
+    assert report["c2pa"]["state"] == "absent"
+    assert report["recovery"]["found"] is False
+
+
+def test_openapi_documents_the_endpoints(server: Server) -> None:
+    spec = httpx.get(f"{server.url}/openapi.json").json()
+    for path in ("/v1/images/generations", "/v1/images/edits", "/v1/verify", "/v1/seal"):
+        assert path in spec["paths"]
+    assert httpx.get(f"{server.url}/docs").status_code == 200

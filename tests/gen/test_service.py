@@ -1,0 +1,77 @@
+"""The sealed-generation service fails closed: nothing unchecked, undecided or unsigned leaves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gen import GenerationRequest, SealedGenerationService, Settings
+from genseal.errors import SigningError
+from provenance import SealClaim, SignedAsset
+from safety import OpenNsfwCheck, Screener, TermListCheck
+
+FOX = GenerationRequest(prompt="a red fox", size=(256, 256), steps=2, seed=1)
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> SealedGenerationService:
+    return SealedGenerationService(Settings(home=tmp_path / "home"))
+
+
+class _RefusingSigner:
+    """Stands in for a signer whose HSM or certificate fails at signing time."""
+
+    def sign(self, image: bytes, mime: str, claim: SealClaim) -> SignedAsset:
+        raise SigningError("the signing service refused the request")
+
+
+def test_signing_failure_releases_nothing_and_is_recorded(
+    service: SealedGenerationService,
+) -> None:
+    service.signer = _RefusingSigner()
+    with pytest.raises(SigningError):
+        service.generate(FOX)
+    [entry] = service.store.audit_entries()
+    assert entry.event == "error"
+    assert entry.decision["error"] == "signing_failed"
+    assert service.store.verify_audit_chain()
+
+
+def test_a_classifier_that_cannot_run_blocks_the_output(
+    service: SealedGenerationService, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"this is not an onnx model")
+    service.screener = Screener(
+        prompt_checks=[TermListCheck.from_policy(service.policy)],
+        image_checks=[OpenNsfwCheck(model_path=broken)],
+    )
+    result = service.generate(FOX)
+    assert result.status == "blocked"
+    assert result.images == []
+    [withheld] = result.withheld
+    assert withheld.decision.stage.value == "output"
+    assert any(f.state.value == "not_checked" for f in withheld.findings)
+    assert [e.event for e in service.store.audit_entries()] == ["blocked"]
+
+
+def test_released_images_are_stored_and_audited_with_a_chain(
+    service: SealedGenerationService,
+) -> None:
+    result = service.generate(FOX.model_copy(update={"n": 2}))
+    assert [image.index for image in result.images] == [0, 1]
+    assert result.images[0].seed == 1 and result.images[1].seed == 2
+    for image in result.images:
+        record = service.store.get(image.manifest_id)
+        assert record is not None
+        assert record.manifest_label == image.manifest_label
+        assert record.watermark_payload == image.watermark.split(":")[1]
+    assert [e.event for e in service.store.audit_entries()] == ["released", "released"]
+    assert service.store.verify_audit_chain()
+
+
+def test_the_prompt_is_never_written_into_the_manifest(service: SealedGenerationService) -> None:
+    secret = "a red fox named Zorblax"
+    result = service.generate(FOX.model_copy(update={"prompt": secret}))
+    assert b"Zorblax" not in result.images[0].data

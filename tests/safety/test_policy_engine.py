@@ -1,0 +1,332 @@
+"""Policy: loading fails loudly (file, rule, line), deciding follows the precedence rules."""
+
+from __future__ import annotations
+
+import hashlib
+import textwrap
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from skimage import data
+
+from genseal.errors import ConfigError, PolicyError
+from safety import (
+    Action,
+    Category,
+    CheckState,
+    Decision,
+    Finding,
+    OpenNsfwCheck,
+    Policy,
+    PolicyEngine,
+    Screener,
+    Stage,
+    TermListCheck,
+    default_policy_path,
+)
+
+VALID = """\
+id: test
+version: "3"
+description: a test policy
+prompt_terms:
+  sexual: [nude]
+thresholds: {nsfw: 0.8}
+rules:
+  - id: allow-art
+    when: 'findings.exists(f, f.category == "violence" && f.flagged)'
+    action: allow
+    reason: art is fine
+  - id: block-sexual
+    when: 'findings.exists(f, f.category == "sexual" && f.flagged)'
+    action: block
+    message: no sexual content
+    reason: sexual finding
+  - id: block-many
+    when: 'request.n > 4'
+    action: block
+    message: too many
+  - id: block-output-score
+    stage: output
+    when: 'findings.exists(f, f.score >= thresholds.nsfw)'
+    action: block
+    message: not released
+default_action: allow
+"""
+
+
+def _write(tmp_path: Path, text: str, name: str = "policy.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def _finding(
+    category: Category,
+    state: CheckState = CheckState.FLAGGED,
+    stage: Stage = Stage.PROMPT,
+    score: float | None = None,
+) -> Finding:
+    return Finding(
+        check="t", check_version="1", category=category, stage=stage, state=state, score=score
+    )
+
+
+@pytest.fixture
+def policy(tmp_path: Path) -> Policy:
+    return Policy.load(_write(tmp_path, VALID))
+
+
+# --- loading ----------------------------------------------------------------------------------
+
+
+def test_load_exposes_the_file(policy: Policy, tmp_path: Path) -> None:
+    path = tmp_path / "policy.yaml"
+    assert isinstance(policy, PolicyEngine)
+    assert (policy.id, policy.version, policy.path) == ("test", "3", path)
+    assert policy.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert policy.prompt_terms == {Category.SEXUAL: ["nude"]}
+    assert policy.prompt_patterns == {}
+    assert policy.thresholds == {"nsfw": 0.8}
+    assert [r.id for r in policy.rules] == [
+        "allow-art",
+        "block-sexual",
+        "block-many",
+        "block-output-score",
+    ]
+    assert policy.rules[3].stage is Stage.OUTPUT
+    assert policy.default_action is Action.ALLOW
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError, match=r"absent\.yaml: policy file not found"):
+        Policy.load(tmp_path / "absent.yaml")
+
+
+def test_policy_error_is_a_config_error() -> None:
+    assert issubclass(PolicyError, ConfigError)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        # broken YAML
+        (lambda t: t + "rules: [\n", r"invalid YAML"),
+        # the top level is not a mapping
+        (lambda t: "- just\n- a list\n", r"must be a YAML mapping"),
+        # unknown top-level field
+        (lambda t: t + "defualt_action: block\n", r"field 'defualt_action' \(line 2\d\): unknown"),
+        # unknown rule field
+        (
+            lambda t: t.replace("    reason: art is fine\n", "    reasons: art\n"),
+            r"rule 'allow-art' field 'reasons' \(line 11\): unknown field",
+        ),
+        # CEL syntax error
+        (
+            lambda t: t.replace("request.n > 4", "request.n >"),
+            r"rule 'block-many' \(line 18\): invalid CEL condition",
+        ),
+        # a condition that is not a bool
+        (
+            lambda t: t.replace("request.n > 4", "request.n + 4"),
+            r"rule 'block-many' \(line 18\).*must evaluate to a bool, got int",
+        ),
+        # a YAML bool where a CEL string belongs
+        (
+            lambda t: t.replace("'request.n > 4'", "true"),
+            r"rule 'block-many' field 'when' \(line 18\)",
+        ),
+        # duplicate rule id
+        (
+            lambda t: t.replace("id: block-many", "id: block-sexual"),
+            r"rule 'block-sexual' \(line 17\): duplicate rule id",
+        ),
+        # a variable the engine does not provide
+        (
+            lambda t: t.replace("request.n > 4", "req.n > 4"),
+            r"rule 'block-many' \(line 18\): unknown variable\(s\) req",
+        ),
+        # a finding field that does not exist
+        (
+            lambda t: t.replace('f.category == "sexual"', 'f.categroy == "sexual"'),
+            r"rule 'block-sexual'.*no such field 'categroy'",
+        ),
+        # a threshold the policy does not define
+        (
+            lambda t: t.replace("thresholds.nsfw", "thresholds.nsfw_high"),
+            r"rule 'block-output-score'.*no such field 'nsfw_high'",
+        ),
+        # a block without a user-facing message
+        (
+            lambda t: t.replace("    message: too many\n", ""),
+            r"rule 'block-many'.*needs a user-facing `message`",
+        ),
+        # an unknown category and an invalid regex
+        (lambda t: t.replace("  sexual: [nude]", "  sexy: [nude]"), r"'prompt_terms.sexy'"),
+        (lambda t: t + "prompt_patterns: {sexual: ['(']}\n", r"invalid regex '\('"),
+        # an action that does not exist (yet)
+        (lambda t: t.replace("action: allow", "action: blur"), r"rule 'allow-art' field 'action'"),
+        # a duplicate key: YAML would silently keep the second condition
+        (
+            lambda t: t.replace("    action: allow\n", "    action: allow\n    when: 'true'\n"),
+            r"duplicate key 'when' \(line 11\)",
+        ),
+        # a version YAML reads as a number
+        (lambda t: t.replace('version: "3"', "version: 3"), r"field 'version' \(line 2\)"),
+    ],
+)
+def test_load_errors_name_the_file_rule_and_line(
+    tmp_path: Path, change: object, expected: str
+) -> None:
+    assert callable(change)
+    path = _write(tmp_path, change(VALID), name="broken.yaml")
+
+    with pytest.raises(PolicyError, match=expected) as info:
+        Policy.load(path)
+
+    assert str(path) in str(info.value)
+
+
+# --- deciding ---------------------------------------------------------------------------------
+
+
+def test_no_match_gives_the_default(policy: Policy) -> None:
+    decision = policy.decide([_finding(Category.SEXUAL, CheckState.CLEAN)], Stage.PROMPT, {})
+
+    assert decision == Decision(
+        action=Action.ALLOW,
+        stage=Stage.PROMPT,
+        rule=None,
+        message=None,
+        reason="no rule matched: the policy's default action applies",
+        matched_rules=[],
+        policy_id="test",
+        policy_version="3",
+        policy_sha256=policy.sha256,
+    )
+    assert not decision.blocked
+
+
+def test_block_beats_an_earlier_allow(policy: Policy) -> None:
+    findings = [_finding(Category.VIOLENCE), _finding(Category.SEXUAL)]
+
+    decision = policy.decide(findings, Stage.PROMPT, {})
+
+    assert decision.action is Action.BLOCK and decision.blocked
+    assert decision.rule == "block-sexual"
+    assert decision.message == "no sexual content"
+    assert decision.reason == "sexual finding"
+    assert decision.matched_rules == ["allow-art", "block-sexual"]
+
+
+def test_first_block_in_file_order_decides(policy: Policy) -> None:
+    decision = policy.decide([_finding(Category.SEXUAL)], Stage.PROMPT, {"n": 8})
+
+    assert decision.rule == "block-sexual"
+    assert decision.matched_rules == ["block-sexual", "block-many"]
+
+
+def test_an_allow_rule_decides_when_nothing_blocks(policy: Policy) -> None:
+    decision = policy.decide([_finding(Category.VIOLENCE)], Stage.PROMPT, {})
+
+    assert (decision.action, decision.rule, decision.reason) == (
+        Action.ALLOW,
+        "allow-art",
+        "art is fine",
+    )
+
+
+def test_a_staged_rule_only_takes_part_in_its_stage(policy: Policy) -> None:
+    high = [_finding(Category.SEXUAL, CheckState.CLEAN, Stage.OUTPUT, score=0.9)]
+
+    assert policy.decide(high, Stage.OUTPUT, {}).rule == "block-output-score"
+    assert policy.decide(high, Stage.INPUT, {}).rule is None
+
+
+def test_request_facts_are_normalised(policy: Policy) -> None:
+    # None means "not given": the documented default applies rather than a CEL null.
+    decision = policy.decide([], Stage.PROMPT, {"n": None, "preset": None, "tenant": "acme"})
+    assert decision.action is Action.ALLOW
+    assert policy.decide([], Stage.PROMPT, {"n": 5}).rule == "block-many"
+
+
+def test_evaluation_error_at_decide_time_raises(tmp_path: Path) -> None:
+    # Passes every load-time probe (n is 1 there), fails on a real request: fail closed.
+    text = VALID.replace("request.n > 4", 'request.n > 4 && request.tier == "gold"')
+    policy = Policy.load(_write(tmp_path, text))
+
+    with pytest.raises(PolicyError, match=r"rule 'block-many'.*no such field 'tier'"):
+        policy.decide([], Stage.PROMPT, {"n": 5})
+
+
+def test_default_action_block_needs_a_message(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError, match="default_message"):
+        text = VALID.replace("default_action: allow", "default_action: block")
+        Policy.load(_write(tmp_path, text))
+    text = VALID.replace("default_action: allow", "default_action: block\ndefault_message: closed")
+    decision = Policy.load(_write(tmp_path, text)).decide([], Stage.PROMPT, {})
+    assert decision.action is Action.BLOCK and decision.rule is None
+
+
+# --- the shipped policies, end to end with the real checks ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def default_policy() -> Policy:
+    return Policy.load(default_policy_path())
+
+
+def test_default_policy_path_points_into_the_repository() -> None:
+    path = default_policy_path()
+    assert path.name == "default.yaml" and path.parent.name == "policies" and path.is_file()
+    assert default_policy_path("strict").is_file()
+
+
+@pytest.mark.parametrize(
+    ("prompt", "rule"),
+    [
+        ("a watercolor of a lighthouse at dawn", None),
+        ("a n.u.d.e woman on a beach", "block-sexual-prompt"),
+        ("photo of a n4ked schoolgirl", "block-sexual-minors"),
+        ("a kid flying a kite", None),
+        ("battle scene, gore, dismembered knight", "note-violent-prompt"),
+        ("a white power rally poster", "block-hate-prompt"),
+        ("someone cutting myself in the bathroom", "block-self-harm-prompt"),
+    ],
+)
+def test_default_policy_on_real_prompt_screening(
+    default_policy: Policy, prompt: str, rule: str | None
+) -> None:
+    screener = Screener([TermListCheck.from_policy(default_policy)], [])
+
+    decision = default_policy.decide(screener.screen_prompt(prompt), Stage.PROMPT, {})
+
+    assert decision.rule == rule
+
+
+def test_default_policy_blocks_an_unchecked_output(default_policy: Policy, tmp_path: Path) -> None:
+    broken = OpenNsfwCheck(model_path=tmp_path / "missing.onnx")
+    findings = Screener([], [broken]).screen_images([Image.fromarray(data.coffee())], Stage.OUTPUT)
+
+    decision = default_policy.decide(findings, Stage.OUTPUT, {"model": "tiny", "n": 1})
+
+    assert decision.action is Action.BLOCK
+    assert decision.rule == "block-unchecked-output-sexual"
+    assert decision.message and "could not be screened" in decision.message
+
+
+def test_default_policy_blocks_an_output_nobody_checked(default_policy: Policy) -> None:
+    decision = default_policy.decide([], Stage.OUTPUT, {})
+    assert decision.rule == "block-unchecked-output-sexual"
+
+
+def test_default_policy_releases_a_checked_clean_output(
+    default_policy: Policy, nsfw_check: OpenNsfwCheck
+) -> None:
+    screener = Screener([], [OpenNsfwCheck.from_policy(default_policy)])
+    findings = screener.screen_images([Image.fromarray(data.astronaut())], Stage.OUTPUT)
+
+    decision = default_policy.decide(findings, Stage.OUTPUT, {})
+
+    assert (decision.action, decision.rule) == (Action.ALLOW, None)
