@@ -99,9 +99,7 @@ def render_report(console: Console, report: ProvenanceReport) -> None:
     for action in c2pa.actions:
         console.print(f"  action: {action.get('action')}")
     for ingredient in c2pa.ingredients:
-        console.print(
-            f"  ingredient: {ingredient.get('title')} ({ingredient.get('relationship')})"
-        )
+        console.print(f"  ingredient: {ingredient.get('title')} ({ingredient.get('relationship')})")
     if c2pa.moderation:
         mod = c2pa.moderation
         policy = mod.get("policy", {})

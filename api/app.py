@@ -4,13 +4,12 @@
 leaves through one handler, in the OpenAI error shape.
 """
 
-from __future__ import annotations
-
 import base64
 import hashlib
 import hmac
 import time
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -37,6 +36,8 @@ from gen import (
 )
 from genseal.errors import GensealError, InputError, PayloadTooLargeError
 from provenance import ProvenanceReport
+
+T = TypeVar("T")
 
 
 class PolicyBlocked(Exception):
@@ -116,7 +117,9 @@ def create_app(service: SealedGenerationService) -> FastAPI:
 
     @app.exception_handler(Exception)
     def _internal(_: Request, exc: Exception) -> JSONResponse:
-        return _error(500, f"internal error: {type(exc).__name__}", "internal_error", "server_error")
+        return _error(
+            500, f"internal error: {type(exc).__name__}", "internal_error", "server_error"
+        )
 
     async def read_upload(upload: UploadFile, what: str) -> bytes:
         data = await upload.read(settings.max_upload_bytes + 1)
@@ -349,5 +352,6 @@ def _tenant_of(api_key: str | None) -> str | None:
     return "key-" + hashlib.sha256(api_key.encode()).hexdigest()[:12]
 
 
-async def _in_thread(func: Any, *args: Any) -> Any:
+async def _in_thread(func: Callable[..., T], *args: Any) -> T:
+    """Run blocking model, crypto and database work off the event loop."""
     return await run_in_threadpool(func, *args)

@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, cast
 
 import typer
 from rich.console import Console
@@ -19,6 +19,9 @@ from rich.console import Console
 import genseal
 from api._logging import configure_logging
 from genseal.errors import GensealError, InputError
+
+if TYPE_CHECKING:
+    from gen import ImageFormat
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_BLOCKED = 0, 1, 2, 3
 
@@ -123,7 +126,7 @@ def _read_file(path: Path, what: str) -> bytes:
 
 def _write_images(result: Any, out_dir: Path) -> list[Path]:
     """Write sealed images atomically; a half-written file never appears under its final name."""
-    from gen import extension
+    from gen import MIME_TYPES, extension
 
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -131,7 +134,7 @@ def _write_images(result: Any, out_dir: Path) -> list[Path]:
         raise InputError(f"cannot create output directory {out_dir}: {exc.strerror}") from exc
     paths: list[Path] = []
     for image in result.images:
-        fmt = {"image/png": "png", "image/jpeg": "jpeg", "image/webp": "webp"}[image.mime]
+        fmt = next(f for f, mime in MIME_TYPES.items() if mime == image.mime)
         path = out_dir / f"genseal-{image.manifest_id[:8]}-{image.index}{extension(fmt)}"
         partial = path.with_name(path.name + ".partial")
         partial.write_bytes(image.data)
@@ -154,6 +157,14 @@ def _emit_result(result: Any, out_dir: Path, as_json: bool) -> None:
         render_generation(out, result, paths)
     if not result.released:
         raise typer.Exit(EXIT_BLOCKED)
+
+
+def _format(fmt: str | None) -> ImageFormat | None:
+    if fmt is None:
+        return None
+    if fmt not in ("png", "jpeg", "webp"):
+        raise InputError(f"--format must be png, jpeg or webp, not {fmt!r}")
+    return cast("ImageFormat", fmt)
 
 
 def _dump(data: Any) -> None:
@@ -184,7 +195,9 @@ def generate(
     negative_prompt: Annotated[str | None, typer.Option(help="What not to draw.")] = None,
     policy: PolicyOption = None,
     fmt: Annotated[str | None, typer.Option("--format", help="png, jpeg or webp.")] = None,
-    out_dir: Annotated[Path, typer.Option("--out", help="Directory for sealed images.")] = Path("."),
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory for sealed images.")] = Path(
+        "."
+    ),
     as_json: JsonOption = False,
 ) -> None:
     """Generate images, screen them, and release only sealed ones.
@@ -194,8 +207,6 @@ def generate(
     from gen import GenerationRequest, parse_size
 
     with _errors():
-        if fmt is not None and fmt not in ("png", "jpeg", "webp"):
-            raise InputError(f"--format must be png, jpeg or webp, not {fmt!r}")
         try:
             parsed_size = parse_size(size) if size else None
         except ValueError as exc:
@@ -212,7 +223,7 @@ def generate(
             steps=steps,
             size=parsed_size,
             strength=strength,
-            output_format=fmt,
+            output_format=_format(fmt),
         )
         result = _service(policy=policy).generate(request)
         _emit_result(result, out_dir, as_json)
@@ -224,7 +235,9 @@ def seal(
     source_model: Annotated[
         str | None, typer.Option(help="The model that generated it, for the manifest.")
     ] = None,
-    prompt: Annotated[str | None, typer.Option(help="The prompt it was made from (screened).")] = None,
+    prompt: Annotated[
+        str | None, typer.Option(help="The prompt it was made from (screened).")
+    ] = None,
     policy: PolicyOption = None,
     fmt: Annotated[
         str | None, typer.Option("--format", help="png, jpeg or webp (default: as the input).")
@@ -236,11 +249,14 @@ def seal(
 ) -> None:
     """Screen, decide, watermark and sign an image made by another model."""
     with _errors():
-        if fmt is not None and fmt not in ("png", "jpeg", "webp"):
-            raise InputError(f"--format must be png, jpeg or webp, not {fmt!r}")
+        output_format = _format(fmt)
         data = _read_file(image, "image")
         result = _service(policy=policy).seal(
-            data, source_model=source_model, prompt=prompt, output_format=fmt, image_name=image.name
+            data,
+            source_model=source_model,
+            prompt=prompt,
+            output_format=output_format,
+            image_name=image.name,
         )
         _emit_result(result, out_dir, as_json)
 
@@ -309,7 +325,13 @@ def keys_init(
         identity = init_identity(settings.home, force=force)
         keys_dir = identity.home / "keys"
         if as_json:
-            _dump({"home": str(identity.home), "keys": str(keys_dir), "root": str(keys_dir / "root.pem")})
+            _dump(
+                {
+                    "home": str(identity.home),
+                    "keys": str(keys_dir),
+                    "root": str(keys_dir / "root.pem"),
+                }
+            )
         else:
             out.print(f"created a development signing identity in {keys_dir}")
             out.print("auditors trust it with: genseal keys root > genseal-root.pem")
@@ -352,9 +374,9 @@ def policy_lint(
 
 @policy_app.command("test")
 def policy_test(
-    path: Annotated[
-        Path, typer.Argument(help="A *_test.yaml file or a directory of them.")
-    ] = Path("policies"),
+    path: Annotated[Path, typer.Argument(help="A *_test.yaml file or a directory of them.")] = Path(
+        "policies"
+    ),
     as_json: JsonOption = False,
 ) -> None:
     """Run the policy test cases beside the rule files; exit 1 when any fails."""
@@ -364,14 +386,14 @@ def policy_test(
         tests = sorted(path.glob("*_test.yaml")) if path.is_dir() else [path]
         if not tests:
             raise InputError(f"no *_test.yaml files in {path}")
-        results = [r for test in tests for r in run_policy_tests(test)]
-        failed = [r for r in results if not r.passed]
+        results = [(test, r) for test in tests for r in run_policy_tests(test)]
+        failed = [r for _, r in results if not r.passed]
         if as_json:
-            _dump([r.model_dump(mode="json") for r in results])
+            _dump([{"file": str(test), **r.model_dump(mode="json")} for test, r in results])
         else:
-            for r in results:
+            for test, r in results:
                 mark = "[green]PASS[/]" if r.passed else "[red]FAIL[/]"
-                out.print(f"{mark} {r.file}::{r.name}" + ("" if r.passed else f" — {r.message}"))
+                out.print(f"{mark} {test}::{r.name}" + ("" if r.passed else f" — {r.error}"))
             out.print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
         if failed:
             raise typer.Exit(EXIT_INTERNAL)

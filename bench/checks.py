@@ -1,6 +1,6 @@
 """All default image checks on a 512² image (what every output goes through).
 
-    python -m bench.checks [--runs N]      or      genseal bench checks --json
+python -m bench.checks [--runs N]      or      genseal bench checks --json
 """
 
 from __future__ import annotations

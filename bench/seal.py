@@ -1,6 +1,6 @@
 """The whole seal stage on a 512² image: screen + decide + watermark + sign + store.
 
-    python -m bench.seal [--runs N]      or      genseal bench seal --json
+python -m bench.seal [--runs N]      or      genseal bench seal --json
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Watermark embed and detect on a 512² image; the headline figure is embed.
 
-    python -m bench.watermark [--runs N]      or      genseal bench watermark --json
+python -m bench.watermark [--runs N]      or      genseal bench watermark --json
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from gen._models import ModelRef, download_hint, local_model_version, resolve_mo
 from gen._tiny import TINY_SEED, build_tiny_pipeline, new_tiny_pipeline, tiny_model_version
 from genseal.errors import ConfigError, GenerationError, ModelError
 
-__all__ = ["FALLBACK_STEPS", "KNOWN_DEFAULTS", "DiffusersBackend", "default_device"]
+__all__ = ["FALLBACK_STEPS", "KNOWN_DEFAULTS", "DiffusersBackend", "default_device", "defaults_for"]
 
 # Distilled "turbo" models are trained for 1-4 steps without classifier-free guidance; their
 # model cards, not their configs, say so, hence a table. Sizes here override the config's.

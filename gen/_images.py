@@ -12,17 +12,23 @@ from genseal.errors import ImageInputError, PayloadTooLargeError
 
 ImageFormat = Literal["png", "jpeg", "webp"]
 
-MIME_TYPES: dict[str, str] = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+MIME_TYPES: dict[ImageFormat, str] = {
+    "png": "image/png",
+    "jpeg": "image/jpeg",
+    "webp": "image/webp",
+}
 _PIL_FORMATS: dict[str, str] = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
 _ACCEPTED_INPUT = {"PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF"}
-_EXTENSIONS: dict[str, str] = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
+_EXTENSIONS: dict[ImageFormat, str] = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
 
 
 def extension(fmt: ImageFormat) -> str:
     return _EXTENSIONS[fmt]
 
 
-def decode_image(data: bytes, *, max_bytes: int, max_pixels: int, name: str = "image") -> Image.Image:
+def decode_image(
+    data: bytes, *, max_bytes: int, max_pixels: int, name: str = "image"
+) -> Image.Image:
     """Decode caller-supplied bytes into a fully loaded RGB image, or raise a clear input error.
 
     The pixel limit is checked from the header before any pixel is decoded, so a decompression

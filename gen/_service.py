@@ -13,9 +13,9 @@ import hashlib
 import threading
 import time
 import uuid
-from datetime import UTC, datetime
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -36,6 +36,7 @@ from gen._requests import (
 from gen._settings import Settings
 from genseal.errors import GensealError, InputError
 from provenance import (
+    AuditEvent,
     C2paSigner,
     DwtDctSvdWatermarker,
     IngredientSpec,
@@ -123,7 +124,7 @@ class SealedGenerationService:
                 )
 
             backend = self.backend(request.model or self.settings.model)
-            width, height = request.size or backend.defaults.size
+            width, height = request.size or params_extra.get("size") or backend.defaults.size
             params = GenerationParams(
                 prompt=prompt,
                 negative_prompt=request.negative_prompt or params_extra.get("negative_prompt"),
@@ -146,7 +147,9 @@ class SealedGenerationService:
                 seed = output.seeds[index] if index < len(output.seeds) else None
                 with _timed(timings, "screen_output"):
                     image_findings = self.screener.screen_images([image], Stage.OUTPUT)
-                    image_findings = [f.model_copy(update={"image_index": index}) for f in image_findings]
+                    image_findings = [
+                        f.model_copy(update={"image_index": index}) for f in image_findings
+                    ]
                 # Earlier findings go along: a minor in the prompt lowers the bar for the output.
                 out_decision = self.policy.decide(
                     findings + image_findings, Stage.OUTPUT, output_context
@@ -266,7 +269,11 @@ class SealedGenerationService:
             )
 
     def screen(
-        self, *, prompt: str | None = None, image_bytes: bytes | None = None, tenant: str | None = None
+        self,
+        *,
+        prompt: str | None = None,
+        image_bytes: bytes | None = None,
+        tenant: str | None = None,
     ) -> ScreenResult:
         """Findings and the decision on them, without generating or recording anything."""
         if not prompt and image_bytes is None:
@@ -318,12 +325,15 @@ class SealedGenerationService:
             return request.prompt, {}
         preset = get_preset(request.preset)
         if preset.mode == "image-to-image" and request.image is None:
-            raise InputError(f"preset {preset.name!r} turns an input image into a new one: give --image")
+            raise InputError(
+                f"preset {preset.name!r} turns an input image into a new one: give --image"
+            )
         extra: dict[str, Any] = {
             "negative_prompt": preset.negative_prompt,
             "steps": preset.steps,
             "guidance_scale": preset.guidance_scale,
             "strength": preset.strength,
+            "size": preset.size,
         }
         return apply_preset(preset, request.prompt), extra
 
@@ -456,7 +466,7 @@ class SealedGenerationService:
 
     def _audit(
         self,
-        event: str,
+        event: AuditEvent,
         request_id: str,
         tenant: str | None,
         decision: Decision | dict[str, Any],
@@ -539,7 +549,7 @@ def _format_of(data: bytes) -> ImageFormat | None:
     mime = sniff_mime(data)
     for fmt, known in MIME_TYPES.items():
         if known == mime:
-            return fmt  # type: ignore[return-value]
+            return fmt
     return None
 
 

@@ -10,7 +10,7 @@ import c2pa
 
 
 def c2pa_read(data: bytes, mime: str, anchors_pem: bytes) -> tuple[str, dict[str, Any]]:
-    """(validation state, the active manifest's parts tests look at) with ``anchors_pem`` trusted."""
+    """(validation state, the parts of the active manifest tests look at), trusting the PEM."""
     context = c2pa.Context.from_dict(
         {
             "trust": {"trust_anchors": anchors_pem.decode()},
@@ -21,7 +21,7 @@ def c2pa_read(data: bytes, mime: str, anchors_pem: bytes) -> tuple[str, dict[str
         store = json.loads(reader.json())
     manifest = store["manifests"][store["active_manifest"]]
     assertions = {a["label"]: a["data"] for a in manifest.get("assertions", [])}
-    actions = (assertions.get("c2pa.actions.v2") or assertions.get("c2pa.actions") or {})
+    actions = assertions.get("c2pa.actions.v2") or assertions.get("c2pa.actions") or {}
     return store["validation_state"], {
         "actions": actions.get("actions", []),
         "ingredients": manifest.get("ingredients", []),

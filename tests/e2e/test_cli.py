@@ -120,7 +120,9 @@ def test_stripped_manifest_is_absent_and_recovered_from_the_store(
 
 def test_blocked_prompt_exits_3_and_writes_nothing(genseal_home: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    code, stdout, _ = invoke("generate", "explicit porn of a woman", *FAST, "--out", str(out), "--json")
+    code, stdout, _ = invoke(
+        "generate", "explicit porn of a woman", *FAST, "--out", str(out), "--json"
+    )
     assert code == 3
     payload = json.loads(stdout)
     assert payload["status"] == "blocked"
@@ -210,7 +212,9 @@ def test_signing_failure_fails_closed_and_is_audited(genseal_home: Path, tmp_pat
     assert not out.exists()
 
 
-def test_identity_that_c2pa_rejects_fails_closed_at_start(genseal_home: Path, tmp_path: Path) -> None:
+def test_identity_that_c2pa_rejects_fails_closed_at_start(
+    genseal_home: Path, tmp_path: Path
+) -> None:
     assert invoke("keys", "init")[0] == 0
     chain = genseal_home / "keys" / "chain.pem"
     leaf, _, rest = chain.read_text().partition("-----END CERTIFICATE-----")
@@ -224,8 +228,13 @@ def test_identity_that_c2pa_rejects_fails_closed_at_start(genseal_home: Path, tm
 
 def test_malformed_policy_is_an_error_at_start(genseal_home: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text("id: x\nversion: '1'\nrules:\n  - id: r\n    when: 'findings.exists(f,'\n    action: allow\n")
-    code, _, stderr = invoke("generate", FOX, *FAST, "--policy", str(bad), "--out", str(tmp_path / "o"))
+    bad.write_text(
+        "id: x\nversion: '1'\nrules:\n"
+        "  - id: r\n    when: 'findings.exists(f,'\n    action: allow\n"
+    )
+    code, _, stderr = invoke(
+        "generate", FOX, *FAST, "--policy", str(bad), "--out", str(tmp_path / "o")
+    )
     assert code == 2
     assert "bad.yaml" in stderr
 
