@@ -418,7 +418,7 @@ def serve(
 
 @app.command()
 def bench(
-    name: Annotated[str, typer.Argument(help="seal, checks, watermark or verify.")],
+    name: Annotated[str, typer.Argument(help="seal, checks, watermark, verify or generate.")],
     runs: Annotated[int, typer.Option(min=1, help="Measured runs.")] = 20,
     as_json: JsonOption = False,
 ) -> None:
