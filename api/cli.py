@@ -297,10 +297,11 @@ def verify(
     the order given.
     """
     from api._render import render_report
+    from gen import build_verifier
 
     with _errors():
         anchors = b"\n".join(_read_file(p, "trust anchor file") for p in trust or [])
-        verifier = _service().verifier(anchors)
+        verifier = build_verifier(_settings(), anchors)
         reports = []
         for path in files:
             reports.append(verifier.verify(_read_file(path, "file"), name=str(path)))

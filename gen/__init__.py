@@ -2,7 +2,15 @@
 
 from gen._backend import GenerationOutput, GenerationParams, ImageBackend
 from gen._backend_diffusers import DiffusersBackend
-from gen._images import MIME_TYPES, ImageFormat, decode_image, encode_image, extension, sniff_mime
+from gen._images import (
+    MIME_TYPES,
+    ImageFormat,
+    decode_image,
+    encode_image,
+    extension,
+    format_of,
+    sniff_mime,
+)
 from gen._presets import PRESETS, Preset, get_preset
 from gen._requests import (
     ConsentAttestation,
@@ -15,6 +23,7 @@ from gen._requests import (
 )
 from gen._service import SealedGenerationService
 from gen._settings import Settings
+from gen._verification import build_verifier, trust_anchors
 
 __all__ = [
     "MIME_TYPES",
@@ -33,10 +42,13 @@ __all__ = [
     "SealedImage",
     "Settings",
     "WithheldImage",
+    "build_verifier",
     "decode_image",
     "encode_image",
     "extension",
+    "format_of",
     "get_preset",
     "parse_size",
     "sniff_mime",
+    "trust_anchors",
 ]

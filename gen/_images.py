@@ -9,6 +9,17 @@ from typing import Literal
 from PIL import Image, UnidentifiedImageError
 
 from genseal.errors import ImageInputError, PayloadTooLargeError
+from provenance import sniff_mime
+
+__all__ = [
+    "MIME_TYPES",
+    "ImageFormat",
+    "decode_image",
+    "encode_image",
+    "extension",
+    "format_of",
+    "sniff_mime",
+]
 
 ImageFormat = Literal["png", "jpeg", "webp"]
 
@@ -80,12 +91,7 @@ def encode_image(image: Image.Image, fmt: ImageFormat) -> bytes:
     return buffer.getvalue()
 
 
-def sniff_mime(data: bytes) -> str | None:
-    """The MIME type of encoded image bytes from their magic numbers."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return None
+def format_of(data: bytes) -> ImageFormat | None:
+    """Which of the formats genseal writes ``data`` is in, if any."""
+    mime = sniff_mime(data)
+    return next((fmt for fmt, known in MIME_TYPES.items() if known == mime), None)

@@ -24,7 +24,7 @@ from PIL import Image
 import genseal
 from gen._backend import GenerationParams, ImageBackend
 from gen._backend_diffusers import DiffusersBackend
-from gen._images import MIME_TYPES, ImageFormat, decode_image, encode_image, sniff_mime
+from gen._images import MIME_TYPES, ImageFormat, decode_image, encode_image, format_of
 from gen._presets import apply_preset, get_preset
 from gen._requests import (
     GenerationRequest,
@@ -34,6 +34,7 @@ from gen._requests import (
     WithheldImage,
 )
 from gen._settings import Settings
+from gen._verification import build_verifier
 from genseal.errors import GensealError, InputError
 from provenance import (
     AuditEvent,
@@ -114,14 +115,7 @@ class SealedGenerationService:
             context = self._context(request, input_image is not None)
             decision = self._decide_input(findings, context)
             if decision.action is Action.BLOCK:
-                self._audit("blocked", request_id, request.tenant, decision)
-                return GenerationResult(
-                    request_id=request_id,
-                    status="blocked",
-                    decision=decision,
-                    findings=findings,
-                    timings_ms=timings,
-                )
+                return self._blocked(request_id, request.tenant, decision, findings, timings)
 
             backend = self.backend(request.model or self.settings.model)
             width, height = request.size or params_extra.get("size") or backend.defaults.size
@@ -233,15 +227,8 @@ class SealedGenerationService:
                 )
             findings = prompt_findings + image_findings
             if decision.action is Action.BLOCK:
-                self._audit("blocked", request_id, tenant, decision)
-                return GenerationResult(
-                    request_id=request_id,
-                    status="blocked",
-                    decision=decision,
-                    findings=findings,
-                    timings_ms=timings,
-                )
-            fmt = output_format or _format_of(image_bytes) or self.settings.output_format
+                return self._blocked(request_id, tenant, decision, findings, timings)
+            fmt = output_format or format_of(image_bytes) or self.settings.output_format
             with _timed(timings, "seal"):
                 sealed = self._seal(
                     image,
@@ -300,10 +287,9 @@ class SealedGenerationService:
         )
 
     def verifier(self, extra_anchors_pem: bytes = b"") -> Verifier:
-        anchors = self.identity.root_cert_pem + b"\n" + extra_anchors_pem
-        for path in self.settings.trust_anchors:
-            anchors += b"\n" + path.read_bytes()
-        return Verifier(store=self.store, trust_anchors_pem=anchors, watermarker=self.watermarker)
+        return build_verifier(
+            self.settings, extra_anchors_pem, store=self.store, watermarker=self.watermarker
+        )
 
     def backend(self, spec: str) -> ImageBackend:
         with self._backends_lock:
@@ -371,7 +357,7 @@ class SealedGenerationService:
     def _ingredient(self, request: GenerationRequest) -> IngredientSpec | None:
         if request.image is None:
             return None
-        fmt = _format_of(request.image)
+        fmt = format_of(request.image)
         if fmt is None:
             # c2pa cannot embed an ingredient of a format it does not know; record it re-encoded.
             image = decode_image(
@@ -464,6 +450,24 @@ class SealedGenerationService:
             data=signed.data,
         )
 
+    def _blocked(
+        self,
+        request_id: str,
+        tenant: str | None,
+        decision: Decision,
+        findings: list[Finding],
+        timings: dict[str, float],
+    ) -> GenerationResult:
+        """Record a block before anything is generated or sealed, and say so to the caller."""
+        self._audit("blocked", request_id, tenant, decision)
+        return GenerationResult(
+            request_id=request_id,
+            status="blocked",
+            decision=decision,
+            findings=findings,
+            timings_ms=timings,
+        )
+
     def _audit(
         self,
         event: AuditEvent,
@@ -543,14 +547,6 @@ def _moderation_assertion(
     if consent is not None:
         assertion["consent"] = consent
     return assertion
-
-
-def _format_of(data: bytes) -> ImageFormat | None:
-    mime = sniff_mime(data)
-    for fmt, known in MIME_TYPES.items():
-        if known == mime:
-            return fmt
-    return None
 
 
 def _new_id() -> str:

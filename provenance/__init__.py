@@ -33,6 +33,7 @@ from ._identity import (
     load_identity,
     renew_identity,
 )
+from ._media import sniff_mime
 from ._records import AuditEntry, AuditEvent, AuditLog, ManifestLookup, ManifestRecord
 from ._report import C2paReport, C2paState, Evidence, ProvenanceReport, Recovery, StatusCode
 from ._store import ManifestStore
@@ -73,4 +74,5 @@ __all__ = [
     "init_identity",
     "load_identity",
     "renew_identity",
+    "sniff_mime",
 ]

@@ -276,3 +276,27 @@ def _rewrite_pixels_keep_manifest(source: Path, target: Path) -> None:
         out.write(struct.pack(">I", len(body)) + kind + body)
         out.write(struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
     target.write_bytes(out.getvalue())
+
+
+def test_verify_trusts_another_root_only_when_given(
+    genseal_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, stdout, _ = invoke("generate", FOX, *FAST, "--out", str(tmp_path), "--json")
+    assert code == 0
+    path = json.loads(stdout)["images"][0]["path"]
+    signer_root = tmp_path / "signer-root.pem"
+    signer_root.write_bytes(root_pem())
+
+    # An auditor on another machine: no identity of their own, an empty store.
+    monkeypatch.setenv("GENSEAL_HOME", str(tmp_path / "auditor"))
+    code, stdout, _ = invoke("verify", path, "--json")
+    assert code == 0
+    report = json.loads(stdout)
+    assert report["c2pa"]["state"] == "valid"
+    assert not (tmp_path / "auditor" / "keys").exists()
+
+    code, stdout, _ = invoke("verify", path, "--trust", str(signer_root), "--json")
+    assert json.loads(stdout)["c2pa"]["state"] == "trusted"
+
+    code, _, stderr = invoke("verify", path, "--trust", str(tmp_path / "nope.pem"))
+    assert code == 2 and "nope.pem" in stderr
