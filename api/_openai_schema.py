@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gen import ScreenResult
+from gen import ConsentAttestation, HeldImage, ReviewRecord, ScreenResult
 from provenance import ProvenanceReport
 from safety import Decision, Finding
 
@@ -32,6 +32,12 @@ class ImageGenerationBody(BaseModel):
     negative_prompt: str | None = None
     preset: str | None = None
     user: str | None = None
+    purpose: str | None = Field(
+        default=None, max_length=200, description="What the image is for (policy context)."
+    )
+    consent: ConsentAttestation | None = Field(
+        default=None, description="Attestation that the person shown consented."
+    )
 
 
 class ImageDatum(BaseModel):
@@ -49,10 +55,13 @@ class ImageDatum(BaseModel):
 
 class GensealMeta(BaseModel):
     request_id: str
-    status: Literal["released", "blocked"]
+    status: Literal["released", "held", "blocked"]
     decision: Decision
     findings: list[Finding]
     withheld: list[dict[str, Any]] = Field(default_factory=list)
+    held: list[HeldImage] = Field(
+        default_factory=list, description="Outputs held for review (`GET /v1/reviews/{id}`)."
+    )
     model: str | None = None
     model_version: str | None = None
 
@@ -86,13 +95,50 @@ class Health(BaseModel):
     version: str
     model: str
     policy: str
+    policy_sha256: str = Field(description="sha256 of the active policy set (base + overlays).")
 
 
 class PolicySummary(BaseModel):
     id: str
     version: str
     sha256: str
+    set_sha256: str = Field(description="One hash over the base and every tenant overlay.")
+    mode: str
     rules: list[dict[str, Any]]
+    tenants: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Tenant overlays: id, version, sha256, mode."
+    )
+    reload_error: str | None = Field(
+        default=None, description="Why the last changed file was rejected (old policy active)."
+    )
+
+
+class PolicyEvaluateBody(BaseModel):
+    """``POST /v1/policy/evaluate``: decide and explain on given findings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stage: Literal["prompt", "input", "output"]
+    findings: list[Any] = Field(
+        default_factory=list,
+        description='Findings: full objects, or compact ("sexual:clean@prompt", {category, ...}).',
+    )
+    request: dict[str, Any] = Field(default_factory=dict, description="Request facts.")
+    tenant: str | None = Field(default=None, description="Use this tenant's overlay.")
+
+
+class ReviewDecisionBody(BaseModel):
+    """``POST /v1/reviews/{id}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Literal["approve", "reject"]
+    reviewer: str | None = Field(default=None, max_length=200)
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class ReviewList(BaseModel):
+    data: list[ReviewRecord]
 
 
 __all__ = [
@@ -102,7 +148,10 @@ __all__ = [
     "ImageDatum",
     "ImageGenerationBody",
     "ImagesResponse",
+    "PolicyEvaluateBody",
     "PolicySummary",
     "ProvenanceReport",
+    "ReviewDecisionBody",
+    "ReviewList",
     "ScreenResult",
 ]

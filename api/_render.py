@@ -39,7 +39,13 @@ def render_generation(console: Console, result: GenerationResult, paths: list[Pa
         console.print(
             f"[bold green]released[/] {len(result.images)} image(s)"
             + (f", withheld {len(result.withheld)}" if result.withheld else "")
+            + (f", held for review {len(result.held)}" if result.held else "")
             + f" — policy {decision.policy_id} v{decision.policy_version}"
+        )
+    elif result.status == "held":
+        console.print(
+            f"[bold yellow]held for review[/] {len(result.held)} image(s) by rule"
+            f" [bold]{decision.rule or 'default'}[/]: nothing released until a reviewer approves"
         )
     else:
         console.print(
@@ -63,10 +69,20 @@ def render_generation(console: Console, result: GenerationResult, paths: list[Pa
             f"  [red]withheld image {withheld.index}[/]: rule {withheld.decision.rule}"
             f" — {withheld.decision.message}"
         )
+    for held in result.held:
+        console.print(
+            f"  [yellow]held image {held.index}[/]: review {held.review_id}"
+            f" (rule {held.decision.rule})"
+        )
+    if decision.shadow is not None:
+        console.print(
+            f"  [dim]shadow: would have been {decision.shadow.action.value}"
+            f" by rule {decision.shadow.rule or 'default'} ({decision.shadow.policy_id})[/]"
+        )
 
 
 def render_screen(console: Console, result: ScreenResult) -> None:
-    style = "bold red" if result.decision.action.value == "block" else "bold green"
+    style = "bold red" if result.decision.blocked else "bold green"
     console.print(
         f"[{style}]{result.decision.action.value}[/]"
         + (f" by rule {result.decision.rule}" if result.decision.rule else "")

@@ -8,8 +8,9 @@ import base64
 import hashlib
 import hmac
 import time
-from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -25,17 +26,23 @@ from api._openai_schema import (
     ImageDatum,
     ImageGenerationBody,
     ImagesResponse,
+    PolicyEvaluateBody,
     PolicySummary,
+    ReviewDecisionBody,
+    ReviewList,
 )
 from gen import (
+    ConsentAttestation,
     GenerationRequest,
     GenerationResult,
+    ReviewRecord,
     ScreenResult,
     SealedGenerationService,
     parse_size,
 )
-from genseal.errors import GensealError, InputError, PayloadTooLargeError
+from genseal.errors import GensealError, InputError, NotFoundError, PayloadTooLargeError
 from provenance import ProvenanceReport
+from safety import Explanation, explain
 
 T = TypeVar("T")
 
@@ -63,8 +70,19 @@ def _error(status: int, message: str, code: str, kind: str, **extra: Any) -> JSO
 
 def create_app(service: SealedGenerationService) -> FastAPI:
     settings = service.settings
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Hot reload: a changed policy file is validated, then swapped in (or rejected).
+        service.policy_reloader.start(settings.policy_reload_seconds)
+        try:
+            yield
+        finally:
+            service.policy_reloader.stop()
+
     app = FastAPI(
         title="genseal",
+        lifespan=lifespan,
         version=genseal.__version__,
         description=(
             "Moderated, provenance-sealed image generation. Images are screened, decided on by "
@@ -129,9 +147,14 @@ def create_app(service: SealedGenerationService) -> FastAPI:
             )
         return data
 
-    def images_response(result: GenerationResult, prompt: str | None) -> ImagesResponse:
-        if not result.released:
+    def images_response(
+        result: GenerationResult, prompt: str | None, response: Response
+    ) -> ImagesResponse:
+        if result.status == "blocked":
             raise PolicyBlocked(result)
+        if result.status == "held":
+            # Accepted, not released: the images wait for a reviewer (GET /v1/reviews/{id}).
+            response.status_code = 202
         return ImagesResponse(
             created=int(time.time()),
             output_format=result.images[0].mime.split("/")[1] if result.images else None,
@@ -154,6 +177,7 @@ def create_app(service: SealedGenerationService) -> FastAPI:
                 decision=result.decision,
                 findings=result.findings,
                 withheld=[w.model_dump(mode="json") for w in result.withheld],
+                held=result.held,
                 model=result.model_id,
                 model_version=result.model_version,
             ),
@@ -182,7 +206,9 @@ def create_app(service: SealedGenerationService) -> FastAPI:
         summary="Create images from a prompt (OpenAI-compatible)",
     )
     def create_images(
-        body: ImageGenerationBody, tenant: Annotated[str | None, Depends(require_key)]
+        body: ImageGenerationBody,
+        tenant: Annotated[str | None, Depends(require_key)],
+        response: Response,
     ) -> ImagesResponse:
         reject_url_format(body.response_format)
         result = service.generate(
@@ -197,9 +223,11 @@ def create_app(service: SealedGenerationService) -> FastAPI:
                 size=size_of(body.size),
                 output_format=body.output_format,
                 tenant=_tenant_of(tenant),
+                purpose=body.purpose,
+                consent=body.consent,
             )
         )
-        return images_response(result, body.prompt)
+        return images_response(result, body.prompt, response)
 
     @app.post(
         "/v1/images/edits",
@@ -210,6 +238,7 @@ def create_app(service: SealedGenerationService) -> FastAPI:
     )
     async def edit_images(
         tenant: Annotated[str | None, Depends(require_key)],
+        response: Response,
         image: Annotated[UploadFile, File(description="The input image (PNG, JPEG, WebP).")],
         prompt: Annotated[str, Form()] = "",
         model: Annotated[str | None, Form()] = None,
@@ -222,12 +251,26 @@ def create_app(service: SealedGenerationService) -> FastAPI:
         steps: Annotated[int | None, Form(ge=1, le=150)] = None,
         strength: Annotated[float | None, Form(gt=0, le=1)] = None,
         mask: Annotated[UploadFile | None, File(description="Not supported.")] = None,
+        purpose: Annotated[str | None, Form(max_length=200)] = None,
+        consent_subject: Annotated[
+            str | None, Form(description="Consent attestation: who consented.")
+        ] = None,
+        consent_reference: Annotated[
+            str | None, Form(description="Consent attestation: the platform's consent record.")
+        ] = None,
     ) -> ImagesResponse:
         reject_url_format(response_format)
         if mask is not None:
             raise InputError("mask is not supported: genseal edits the whole image")
         if output_format not in (None, "png", "jpeg", "webp"):
             raise InputError("output_format must be png, jpeg or webp")
+        if (consent_subject is None) != (consent_reference is None):
+            raise InputError("consent needs both consent_subject and consent_reference")
+        consent = (
+            ConsentAttestation(subject=consent_subject, reference=consent_reference)
+            if consent_subject is not None and consent_reference is not None
+            else None
+        )
         data = await read_upload(image, "image")
         request = GenerationRequest(
             prompt=prompt,
@@ -242,9 +285,11 @@ def create_app(service: SealedGenerationService) -> FastAPI:
             strength=strength,
             output_format=output_format,  # type: ignore[arg-type]
             tenant=_tenant_of(tenant),
+            purpose=purpose,
+            consent=consent,
         )
         result = await _in_thread(service.generate, request)
-        return images_response(result, prompt or None)
+        return images_response(result, prompt or None, response)
 
     @app.post(
         "/v1/seal",
@@ -255,9 +300,11 @@ def create_app(service: SealedGenerationService) -> FastAPI:
     )
     async def seal_image(
         tenant: Annotated[str | None, Depends(require_key)],
+        response: Response,
         image: Annotated[UploadFile, File()],
         source_model: Annotated[str | None, Form()] = None,
         prompt: Annotated[str | None, Form()] = None,
+        purpose: Annotated[str | None, Form(max_length=200)] = None,
     ) -> ImagesResponse:
         data = await read_upload(image, "image")
         result = await _in_thread(
@@ -266,10 +313,11 @@ def create_app(service: SealedGenerationService) -> FastAPI:
                 source_model=source_model,
                 prompt=prompt,
                 tenant=_tenant_of(tenant),
+                purpose=purpose,
                 image_name=image.filename or "image",
             )
         )
-        return images_response(result, prompt)
+        return images_response(result, prompt, response)
 
     @app.post(
         "/v1/screen",
@@ -321,21 +369,118 @@ def create_app(service: SealedGenerationService) -> FastAPI:
 
     @app.get("/v1/policy", response_model=PolicySummary, tags=["policy"])
     def get_policy() -> PolicySummary:
-        policy = service.policy
+        policies = service.policies
+        policy = policies.base
+        summary = policies.summary()
         return PolicySummary(
             id=policy.id,
             version=policy.version,
             sha256=policy.sha256,
+            set_sha256=policies.sha256,
+            mode=policy.mode,
             rules=[rule.model_dump(mode="json") for rule in policy.rules],
+            tenants=summary["tenants"],  # type: ignore[arg-type]
+            reload_error=service.policy_reloader.last_error,
         )
+
+    @app.post(
+        "/v1/policy/evaluate",
+        response_model=Explanation,
+        responses=_ERRORS,
+        tags=["policy"],
+        summary="Decide on given findings and explain every rule (nothing is generated)",
+    )
+    def evaluate_policy(
+        body: PolicyEvaluateBody, key: Annotated[str | None, Depends(require_key)]
+    ) -> Explanation:
+        # A caller may only try its own overlay: the tenant comes from the key when auth is on.
+        tenant = _tenant_of(key) if key is not None else body.tenant
+        policy = service.policies.for_tenant(tenant)
+        try:
+            return explain(policy, body.stage, body.findings, {**body.request, "tenant": tenant})
+        except ValueError as exc:
+            raise InputError(f"invalid findings: {exc}") from exc
+
+    @app.get(
+        "/v1/reviews",
+        response_model=ReviewList,
+        responses=_ERRORS,
+        tags=["reviews"],
+        summary="The review queue: images held for a human (pending by default)",
+    )
+    def list_reviews(
+        key: Annotated[str | None, Depends(require_key)],
+        status: Literal["pending", "approved", "rejected", "all"] = "pending",
+    ) -> ReviewList:
+        return ReviewList(
+            data=service.reviews.list(
+                status=None if status == "all" else status, tenant=_tenant_of(key)
+            )
+        )
+
+    def own_review(review_id: str, key: str | None) -> ReviewRecord:
+        review = service.reviews.get(review_id)
+        if key is not None and review.tenant != _tenant_of(key):
+            raise NotFoundError(f"no review {review_id}")  # another tenant's: not even its id
+        return review
+
+    @app.get(
+        "/v1/reviews/{review_id}",
+        response_model=ReviewRecord,
+        responses={**_ERRORS, 404: {"model": ErrorResponse}},
+        tags=["reviews"],
+    )
+    def get_review(
+        review_id: str, key: Annotated[str | None, Depends(require_key)]
+    ) -> ReviewRecord:
+        return own_review(review_id, key)
+
+    @app.post(
+        "/v1/reviews/{review_id}",
+        response_model=ReviewRecord,
+        responses={**_ERRORS, 404: {"model": ErrorResponse}},
+        tags=["reviews"],
+        summary="Approve (seal and release) or reject a held image",
+    )
+    async def decide_review(
+        review_id: str,
+        body: ReviewDecisionBody,
+        key: Annotated[str | None, Depends(require_key)],
+    ) -> ReviewRecord:
+        own_review(review_id, key)
+        if body.decision == "approve":
+            record, _ = await _in_thread(
+                lambda: service.approve_review(review_id, reviewer=body.reviewer, note=body.note)
+            )
+            return record
+        return await _in_thread(
+            lambda: service.reject_review(review_id, reviewer=body.reviewer, note=body.note)
+        )
+
+    @app.get(
+        "/v1/reviews/{review_id}/image",
+        responses={200: {"content": {"image/png": {}}}, 404: {"model": ErrorResponse}},
+        response_class=Response,
+        tags=["reviews"],
+        summary="The sealed image of an approved review",
+    )
+    def get_review_image(
+        review_id: str, key: Annotated[str | None, Depends(require_key)]
+    ) -> Response:
+        review = own_review(review_id, key)
+        if review.status != "approved":
+            raise NotFoundError(f"review {review_id} is {review.status}: no released image")
+        return Response(content=service.reviews.sealed(review_id), media_type=review.mime)
 
     @app.get("/healthz", response_model=Health, tags=["service"])
     def healthz() -> Health:
+        policy = service.policy
         return Health(
             status="ok",
             version=genseal.__version__,
             model=settings.model,
-            policy=f"{service.policy.id}@{service.policy.version}",
+            policy=f"{policy.id}@{policy.version}",
+            policy_sha256=service.policies.sha256,
         )
 
     return app

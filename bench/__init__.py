@@ -17,7 +17,16 @@ def _lazy(module: str) -> Callable[[int], dict[str, Any]]:
 
 
 BENCHMARKS: dict[str, Callable[[int], dict[str, Any]]] = {
-    name: _lazy(name) for name in ("seal", "checks", "watermark", "verify", "generate")
+    name: _lazy(name)
+    for name in (
+        "seal",
+        "checks",
+        "watermark",
+        "verify",
+        "generate",
+        "robustness",
+        "store",
+    )
 }
 
 __all__ = ["BENCHMARKS"]

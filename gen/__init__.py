@@ -16,11 +16,13 @@ from gen._requests import (
     ConsentAttestation,
     GenerationRequest,
     GenerationResult,
+    HeldImage,
     ScreenResult,
     SealedImage,
     WithheldImage,
     parse_size,
 )
+from gen._reviews import ReviewRecord, ReviewStore
 from gen._service import SealedGenerationService
 from gen._settings import Settings
 from gen._verification import build_verifier, trust_anchors
@@ -34,9 +36,12 @@ __all__ = [
     "GenerationParams",
     "GenerationRequest",
     "GenerationResult",
+    "HeldImage",
     "ImageBackend",
     "ImageFormat",
     "Preset",
+    "ReviewRecord",
+    "ReviewStore",
     "ScreenResult",
     "SealedGenerationService",
     "SealedImage",

@@ -47,6 +47,9 @@ class GenerationRequest(BaseModel):
     strength: float | None = Field(default=None, gt=0.0, le=1.0)
     output_format: ImageFormat | None = None
     tenant: str | None = None
+    purpose: str | None = Field(
+        default=None, max_length=200, description="What the platform asks for this image for."
+    )
     consent: ConsentAttestation | None = None
 
     @field_validator("size", mode="before")
@@ -80,15 +83,29 @@ class WithheldImage(BaseModel):
     decision: Decision
 
 
+class HeldImage(BaseModel):
+    """An output held for human review: not released; kept unsealed in the review queue."""
+
+    index: int
+    review_id: str
+    seed: int | None = None
+    findings: list[Finding]
+    decision: Decision
+
+
 class GenerationResult(BaseModel):
     """What the caller gets: sealed images, or the decision that blocked them."""
 
     request_id: str
-    status: Literal["released", "blocked"]
+    status: Literal["released", "held", "blocked"] = Field(
+        description="released: at least one image released; held: none released, at least one "
+        "held for review; blocked: nothing released or held."
+    )
     decision: Decision = Field(description="The deciding decision: input, or the first output.")
     findings: list[Finding] = Field(description="Findings on the prompt and input image.")
     images: list[SealedImage] = Field(default_factory=list)
     withheld: list[WithheldImage] = Field(default_factory=list)
+    held: list[HeldImage] = Field(default_factory=list)
     model_id: str | None = None
     model_version: str | None = None
     timings_ms: dict[str, float] = Field(default_factory=dict)

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from PIL import Image
@@ -24,22 +24,24 @@ from PIL import Image
 import genseal
 from gen._backend import GenerationParams, ImageBackend
 from gen._backend_diffusers import DiffusersBackend
+from gen._decisions import Outcome, audit_record, blur, carry
 from gen._images import MIME_TYPES, ImageFormat, decode_image, encode_image, format_of
 from gen._presets import apply_preset, get_preset
 from gen._requests import (
     GenerationRequest,
     GenerationResult,
+    HeldImage,
     ScreenResult,
     SealedImage,
     WithheldImage,
 )
+from gen._reviews import ReviewRecord, ReviewStore
 from gen._settings import Settings
 from gen._verification import build_verifier
 from genseal.errors import GensealError, InputError
 from provenance import (
     AuditEvent,
     C2paSigner,
-    DwtDctSvdWatermarker,
     IngredientSpec,
     ManifestRecord,
     ManifestSigner,
@@ -50,6 +52,7 @@ from provenance import (
     Watermarker,
     ensure_identity,
     fingerprint,
+    make_watermarker,
 )
 from safety import (
     Action,
@@ -57,6 +60,8 @@ from safety import (
     Finding,
     OpenNsfwCheck,
     Policy,
+    PolicyReloader,
+    PolicySet,
     Screener,
     Stage,
     TermListCheck,
@@ -80,12 +85,16 @@ class SealedGenerationService:
     ) -> None:
         self.settings = settings
         # A malformed policy is an error here, at start-up, never a silent allow later.
-        self.policy = Policy.load(settings.policy or default_policy_path())
-        self.screener = Screener(
-            prompt_checks=[TermListCheck.from_policy(self.policy)],
-            image_checks=[OpenNsfwCheck.from_policy(self.policy)],
+        self.policy_reloader = PolicyReloader(
+            settings.policy or default_policy_path(),
+            settings.policy_tenants_dir,
+            on_change=self._policy_changed,
         )
-        self.watermarker: Watermarker = DwtDctSvdWatermarker()
+        self.screener = _screener_for(self.policy_reloader.current.base)
+        self.reviews = ReviewStore(settings.home / "reviews")
+        # One reviewer decision at a time: two approvals of one image must not seal it twice.
+        self._review_lock = threading.Lock()
+        self.watermarker: Watermarker = make_watermarker(settings.watermark)
         settings.home.mkdir(parents=True, exist_ok=True)
         self.identity = ensure_identity(settings.home)
         if self.identity.created and on_identity_created is not None:
@@ -97,6 +106,26 @@ class SealedGenerationService:
         self._backends_lock = threading.Lock()
         # diffusers pipelines are not re-entrant; one generation at a time per process.
         self._generate_lock = threading.Lock()
+
+    @property
+    def policies(self) -> PolicySet:
+        """The active policy set (base + tenant overlays); replaced whole on a hot reload."""
+        return self.policy_reloader.current
+
+    @property
+    def policy(self) -> Policy:
+        """The active base policy."""
+        return self.policy_reloader.current.base
+
+    def reload_policy(self) -> bool:
+        """Reload the policy files if they changed (validated first; the old set stays active
+        when the new one does not load). True when a new set became active."""
+        return self.policy_reloader.check()
+
+    def _policy_changed(self, new: PolicySet) -> None:
+        if new.base.sha256 != self.policy.sha256:
+            # Term lists and the NSFW threshold come from the base policy.
+            self.screener = _screener_for(new.base)
 
     # -- public operations -------------------------------------------------------------------
 
@@ -112,10 +141,13 @@ class SealedGenerationService:
                 findings = self.screener.screen_prompt(prompt)
                 if input_image is not None:
                     findings += self.screener.screen_images([input_image], Stage.INPUT)
+            policy = self.policies.for_tenant(request.tenant)
             context = self._context(request, input_image is not None)
-            decision = self._decide_input(findings, context)
-            if decision.action is Action.BLOCK:
-                return self._blocked(request_id, request.tenant, decision, findings, timings)
+            decision, decided_on = self._decide_input(policy, findings, context)
+            if decision.blocked:
+                return self._blocked(
+                    request_id, request.tenant, decision, decided_on, context, timings
+                )
 
             backend = self.backend(request.model or self.settings.model)
             width, height = request.size or params_extra.get("size") or backend.defaults.size
@@ -134,8 +166,7 @@ class SealedGenerationService:
             with _timed(timings, "generate"), self._generate_lock:
                 output = backend.generate(params)
 
-            released: list[SealedImage] = []
-            withheld: list[WithheldImage] = []
+            outcome = Outcome()
             output_context = {**context, "stage": Stage.OUTPUT.value}
             for index, image in enumerate(output.images):
                 seed = output.seeds[index] if index < len(output.seeds) else None
@@ -145,43 +176,38 @@ class SealedGenerationService:
                         f.model_copy(update={"image_index": index}) for f in image_findings
                     ]
                 # Earlier findings go along: a minor in the prompt lowers the bar for the output.
-                out_decision = self.policy.decide(
-                    findings + image_findings, Stage.OUTPUT, output_context
+                out_decision = carry(
+                    policy,
+                    decision,
+                    policy.decide(findings + image_findings, Stage.OUTPUT, output_context),
                 )
-                if out_decision.action is Action.BLOCK:
-                    self._audit("blocked", request_id, request.tenant, out_decision)
-                    withheld.append(
-                        WithheldImage(
-                            index=index, seed=seed, findings=image_findings, decision=out_decision
-                        )
-                    )
-                    continue
-                with _timed(timings, "seal"):
-                    released.append(
-                        self._seal(
-                            image,
-                            index=index,
-                            seed=seed,
-                            request_id=request_id,
-                            tenant=request.tenant,
-                            fmt=request.output_format or self.settings.output_format,
-                            model_id=backend.model_id,
-                            model_version=backend.model_version,
-                            findings=findings + image_findings,
-                            decision=out_decision,
-                            input_decision=decision,
-                            ingredient=self._ingredient(request),
-                            consent=request.consent.model_dump() if request.consent else None,
-                        )
-                    )
+                self._dispose(
+                    outcome,
+                    image,
+                    index=index,
+                    seed=seed,
+                    request_id=request_id,
+                    tenant=request.tenant,
+                    fmt=request.output_format or self.settings.output_format,
+                    model_id=backend.model_id,
+                    model_version=backend.model_version,
+                    findings=findings + image_findings,
+                    image_findings=image_findings,
+                    decision=out_decision,
+                    input_decision=decision,
+                    context=output_context,
+                    request=request,
+                    timings=timings,
+                )
 
             return GenerationResult(
                 request_id=request_id,
-                status="released" if released else "blocked",
-                decision=released[0].decision if released else withheld[0].decision,
+                status=outcome.status,
+                decision=outcome.deciding,
                 findings=findings,
-                images=released,
-                withheld=withheld,
+                images=outcome.released,
+                withheld=outcome.withheld,
+                held=outcome.held,
                 model_id=backend.model_id,
                 model_version=backend.model_version,
                 timings_ms={k: round(v, 2) for k, v in timings.items()},
@@ -195,6 +221,7 @@ class SealedGenerationService:
         prompt: str | None = None,
         output_format: ImageFormat | None = None,
         tenant: str | None = None,
+        purpose: str | None = None,
         image_name: str = "image",
     ) -> GenerationResult:
         """Screen, decide, watermark and sign an image generated elsewhere."""
@@ -209,48 +236,57 @@ class SealedGenerationService:
             )
             context = {
                 "tenant": tenant or "",
+                "purpose": purpose or "",
                 "model": source_model or "unknown",
                 "has_input_image": False,
                 "preset": "",
                 "n": 1,
                 "operation": "seal",
             }
+            policy = self.policies.for_tenant(tenant)
             with _timed(timings, "screen"):
                 prompt_findings = self.screener.screen_prompt(prompt) if prompt else []
                 image_findings = self.screener.screen_images([image], Stage.OUTPUT)
-            decision = self._decide_input(prompt_findings, context) if prompt else None
-            if decision is None or decision.action is not Action.BLOCK:
-                decision = self.policy.decide(
-                    prompt_findings + image_findings,
-                    Stage.OUTPUT,
-                    {**context, "stage": Stage.OUTPUT.value},
-                )
             findings = prompt_findings + image_findings
-            if decision.action is Action.BLOCK:
-                return self._blocked(request_id, tenant, decision, findings, timings)
+            input_decision: Decision | None = None
+            if prompt:
+                input_decision, decided_on = self._decide_input(policy, prompt_findings, context)
+                if input_decision.blocked:
+                    return self._blocked(
+                        request_id, tenant, input_decision, decided_on, context, timings
+                    )
+            output_context = {**context, "stage": Stage.OUTPUT.value}
+            decision = policy.decide(findings, Stage.OUTPUT, output_context)
+            if input_decision is not None:
+                decision = carry(policy, input_decision, decision)
             fmt = output_format or format_of(image_bytes) or self.settings.output_format
-            with _timed(timings, "seal"):
-                sealed = self._seal(
-                    image,
-                    index=0,
-                    seed=None,
-                    request_id=request_id,
-                    tenant=tenant,
-                    fmt=fmt,
-                    model_id=source_model or "unknown",
-                    model_version=None,
-                    findings=findings,
-                    decision=decision,
-                    input_decision=None,
-                    ingredient=None,
-                    consent=None,
-                )
+            outcome = Outcome()
+            self._dispose(
+                outcome,
+                image,
+                index=0,
+                seed=None,
+                request_id=request_id,
+                tenant=tenant,
+                fmt=fmt,
+                model_id=source_model or "unknown",
+                model_version=None,
+                findings=findings,
+                image_findings=image_findings,
+                decision=decision,
+                input_decision=input_decision,
+                context=output_context,
+                request=None,
+                timings=timings,
+            )
             return GenerationResult(
                 request_id=request_id,
-                status="released",
-                decision=decision,
+                status=outcome.status,
+                decision=outcome.deciding,
                 findings=findings,
-                images=[sealed],
+                images=outcome.released,
+                withheld=outcome.withheld,
+                held=outcome.held,
                 model_id=source_model,
                 timings_ms={k: round(v, 2) for k, v in timings.items()},
             )
@@ -261,6 +297,8 @@ class SealedGenerationService:
         prompt: str | None = None,
         image_bytes: bytes | None = None,
         tenant: str | None = None,
+        purpose: str | None = None,
+        has_consent: bool = False,
     ) -> ScreenResult:
         """Findings and the decision on them, without generating or recording anything."""
         if not prompt and image_bytes is None:
@@ -276,15 +314,16 @@ class SealedGenerationService:
             findings += self.screener.screen_images([image], Stage.INPUT)
         context = {
             "tenant": tenant or "",
+            "purpose": purpose or "",
             "model": "",
             "has_input_image": image is not None,
             "preset": "",
             "n": 1,
             "operation": "screen",
+            "has_consent": has_consent,
         }
-        return ScreenResult(
-            request_id=_new_id(), decision=self._decide_input(findings, context), findings=findings
-        )
+        decision, _ = self._decide_input(self.policies.for_tenant(tenant), findings, context)
+        return ScreenResult(request_id=_new_id(), decision=decision, findings=findings)
 
     def verifier(self, extra_anchors_pem: bytes = b"") -> Verifier:
         return build_verifier(
@@ -341,18 +380,24 @@ class SealedGenerationService:
             "preset": request.preset or "",
             "n": request.n,
             "operation": "generate",
+            "purpose": request.purpose or "",
             "has_consent": request.consent is not None,
+            "consent": request.consent.model_dump() if request.consent else {},
         }
 
-    def _decide_input(self, findings: Sequence[Finding], context: dict[str, Any]) -> Decision:
-        """Decide before generating: on the prompt, then on prompt and input image together."""
+    def _decide_input(
+        self, policy: Policy, findings: Sequence[Finding], context: dict[str, Any]
+    ) -> tuple[Decision, list[Finding]]:
+        """Decide before generating: on the prompt, then on prompt and input image together.
+        Returns the decision and the findings it was taken on (what the audit log records)."""
         prompt_findings = [f for f in findings if f.stage is Stage.PROMPT]
-        decision = self.policy.decide(
+        decision = policy.decide(
             prompt_findings, Stage.PROMPT, {**context, "stage": Stage.PROMPT.value}
         )
-        if decision.action is Action.BLOCK or not context.get("has_input_image"):
-            return decision
-        return self.policy.decide(findings, Stage.INPUT, {**context, "stage": Stage.INPUT.value})
+        if decision.blocked or not context.get("has_input_image"):
+            return decision, prompt_findings
+        both = list(findings)
+        return policy.decide(both, Stage.INPUT, {**context, "stage": Stage.INPUT.value}), both
 
     def _ingredient(self, request: GenerationRequest) -> IngredientSpec | None:
         if request.image is None:
@@ -386,6 +431,9 @@ class SealedGenerationService:
         input_decision: Decision | None,
         ingredient: IngredientSpec | None,
         consent: dict[str, Any] | None,
+        context: dict[str, Any] | None = None,
+        blurred: bool = False,
+        review: dict[str, Any] | None = None,
     ) -> SealedImage:
         """Watermark, then sign over the watermarked pixels, then store. Raises on any failure."""
         genseal_id = str(uuid.uuid4())
@@ -397,11 +445,12 @@ class SealedGenerationService:
         moderation = _moderation_assertion(
             genseal_id=genseal_id,
             request_id=request_id,
-            policy=self.policy,
             decision=decision,
             input_decision=input_decision,
             findings=findings,
             consent=consent,
+            blurred=blurred,
+            review=review,
         )
         model = f"{model_id}@{model_version}" if model_version else model_id
         claim = SealClaim(
@@ -434,7 +483,12 @@ class SealedGenerationService:
                 created_at=datetime.now(UTC),
             )
         )
-        self._audit("released", request_id, tenant, decision, manifest_id=genseal_id)
+        record = audit_record(decision, findings, context or {})
+        if blurred:
+            record["blurred"] = True
+        if review is not None:
+            record["review"] = review
+        self._audit("released", request_id, tenant, record, manifest_id=genseal_id)
         log.info("sealed", request_id=request_id, manifest_id=genseal_id, mime=mime)
         return SealedImage(
             index=index,
@@ -450,16 +504,179 @@ class SealedGenerationService:
             data=signed.data,
         )
 
+    def _dispose(
+        self,
+        outcome: Outcome,
+        image: Image.Image,
+        *,
+        index: int,
+        seed: int | None,
+        request_id: str,
+        tenant: str | None,
+        fmt: ImageFormat,
+        model_id: str,
+        model_version: str | None,
+        findings: list[Finding],
+        image_findings: list[Finding],
+        decision: Decision,
+        input_decision: Decision | None,
+        context: dict[str, Any],
+        request: GenerationRequest | None,
+        timings: dict[str, float],
+    ) -> None:
+        """Act on one output's decision: withhold, hold for review, or seal (blurred if so)."""
+        consent = request.consent.model_dump() if request and request.consent else None
+        if decision.blocked:
+            record = audit_record(decision, findings, context)
+            self._audit("blocked", request_id, tenant, record)
+            outcome.withheld.append(
+                WithheldImage(index=index, seed=seed, findings=image_findings, decision=decision)
+            )
+            return
+        ingredient = self._ingredient(request) if request is not None else None
+        if decision.held:
+            review = self.reviews.add(
+                {
+                    "request_id": request_id,
+                    "tenant": tenant,
+                    "index": index,
+                    "seed": seed,
+                    "model_id": model_id,
+                    "model_version": model_version,
+                    "output_format": fmt,
+                    "findings": findings,
+                    "decision": decision,
+                    "input_decision": input_decision,
+                    "context": context,
+                    "consent": consent,
+                    "ingredient_mime": ingredient.mime if ingredient else None,
+                    "ingredient_title": ingredient.title if ingredient else None,
+                },
+                encode_image(image, "png"),
+                ingredient.data if ingredient else None,
+            )
+            # The audit log has no "held" event: a held image is not released, so it is
+            # recorded as blocked, with the outcome and the review id that can release it.
+            record = audit_record(decision, findings, context)
+            record.update(outcome="held", review_id=review.id)
+            self._audit("blocked", request_id, tenant, record)
+            outcome.held.append(
+                HeldImage(
+                    index=index,
+                    review_id=review.id,
+                    seed=seed,
+                    findings=image_findings,
+                    decision=decision,
+                )
+            )
+            return
+        blurred = decision.action is Action.BLUR
+        with _timed(timings, "seal"):
+            outcome.released.append(
+                self._seal(
+                    blur(image) if blurred else image,
+                    index=index,
+                    seed=seed,
+                    request_id=request_id,
+                    tenant=tenant,
+                    fmt=fmt,
+                    model_id=model_id,
+                    model_version=model_version,
+                    findings=findings,
+                    decision=decision,
+                    input_decision=input_decision,
+                    ingredient=ingredient,
+                    consent=consent,
+                    context=context,
+                    blurred=blurred,
+                )
+            )
+
+    # -- the review queue ------------------------------------------------------------------------
+
+    def approve_review(
+        self, review_id: str, *, reviewer: str | None = None, note: str | None = None
+    ) -> tuple[ReviewRecord, SealedImage]:
+        """Seal and release a held image (as any release: watermark, C2PA, store, audit)."""
+        with self._review_lock:
+            return self._approve_review(review_id, reviewer=reviewer, note=note)
+
+    def _approve_review(
+        self, review_id: str, *, reviewer: str | None, note: str | None
+    ) -> tuple[ReviewRecord, SealedImage]:
+        review = self.reviews.get(review_id)
+        if review.status != "pending":
+            raise InputError(f"review {review_id} is already {review.status}")
+        image = decode_image(self.reviews.candidate(review_id), max_bytes=2**31, max_pixels=2**31)
+        ingredient_data = self.reviews.ingredient(review_id)
+        ingredient = (
+            IngredientSpec(
+                data=ingredient_data,
+                mime=review.ingredient_mime or "image/png",
+                title=review.ingredient_title or "input image",
+            )
+            if ingredient_data is not None
+            else None
+        )
+        with self._recorded(review.request_id, review.tenant, "review"):
+            sealed = self._seal(
+                image,
+                index=review.index,
+                seed=review.seed,
+                request_id=review.request_id,
+                tenant=review.tenant,
+                fmt=cast(ImageFormat, review.output_format),
+                model_id=review.model_id,
+                model_version=review.model_version,
+                findings=review.findings,
+                decision=review.decision,
+                input_decision=review.input_decision,
+                ingredient=ingredient,
+                consent=review.consent,
+                context=review.context,
+                review={
+                    "outcome": "approved",
+                    "review_id": review_id,
+                    "reviewer": reviewer,
+                    "note": note,
+                },
+            )
+        # The manifest id encodes the model too; model_id here is the plain model id.
+        decided = self.reviews.decide(
+            review_id,
+            "approved",
+            reviewer=reviewer,
+            note=note,
+            sealed=sealed.data,
+            manifest_id=sealed.manifest_id,
+            mime=sealed.mime,
+        )
+        return decided, sealed
+
+    def reject_review(
+        self, review_id: str, *, reviewer: str | None = None, note: str | None = None
+    ) -> ReviewRecord:
+        """Discard a held image; the rejection is recorded in the audit log."""
+        with self._review_lock:
+            review = self.reviews.get(review_id)
+            if review.status != "pending":
+                raise InputError(f"review {review_id} is already {review.status}")
+            record = audit_record(review.decision, review.findings, review.context)
+            record.update(outcome="rejected", review_id=review_id, reviewer=reviewer, note=note)
+            self._audit("blocked", review.request_id, review.tenant, record)
+            return self.reviews.decide(review_id, "rejected", reviewer=reviewer, note=note)
+
     def _blocked(
         self,
         request_id: str,
         tenant: str | None,
         decision: Decision,
         findings: list[Finding],
+        context: dict[str, Any],
         timings: dict[str, float],
     ) -> GenerationResult:
         """Record a block before anything is generated or sealed, and say so to the caller."""
-        self._audit("blocked", request_id, tenant, decision)
+        self._audit("blocked", request_id, tenant, audit_record(decision, findings, context))
         return GenerationResult(
             request_id=request_id,
             status="blocked",
@@ -477,7 +694,7 @@ class SealedGenerationService:
         *,
         manifest_id: str | None = None,
     ) -> None:
-        payload = decision.model_dump(mode="json") if isinstance(decision, Decision) else decision
+        payload = decision.as_record() if isinstance(decision, Decision) else decision
         self.store.append_audit(
             event=event,
             request_id=request_id,
@@ -516,11 +733,12 @@ def _moderation_assertion(
     *,
     genseal_id: str,
     request_id: str,
-    policy: Policy,
     decision: Decision,
     input_decision: Decision | None,
     findings: Sequence[Finding],
     consent: dict[str, Any] | None,
+    blurred: bool = False,
+    review: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The ``org.genseal.moderation`` assertion: what was checked and decided, never the prompt."""
     assertion: dict[str, Any] = {
@@ -528,7 +746,13 @@ def _moderation_assertion(
         "request_id": request_id,
         "decision": decision.action.value,
         "rule": decision.rule,
-        "policy": {"id": policy.id, "version": policy.version, "sha256": policy.sha256},
+        "severity": decision.severity.value,
+        "policy": {
+            "id": decision.policy_id,
+            "version": decision.policy_version,
+            "sha256": decision.policy_sha256,
+            **({"base_sha256": decision.base_policy_sha256} if decision.base_policy_sha256 else {}),
+        },
         "checks": [
             {
                 "check": f.check,
@@ -546,7 +770,23 @@ def _moderation_assertion(
         assertion["input_decision"] = input_decision.action.value
     if consent is not None:
         assertion["consent"] = consent
+    if blurred:
+        assertion["blurred"] = True
+    if decision.shadow is not None:
+        assertion["shadow"] = {
+            "decision": decision.shadow.action.value,
+            "rule": decision.shadow.rule,
+        }
+    if review is not None:
+        assertion["review"] = {k: v for k, v in review.items() if k in ("outcome", "review_id")}
     return assertion
+
+
+def _screener_for(policy: Policy) -> Screener:
+    return Screener(
+        prompt_checks=[TermListCheck.from_policy(policy)],
+        image_checks=[OpenNsfwCheck.from_policy(policy)],
+    )
 
 
 def _new_id() -> str:

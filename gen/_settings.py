@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     offline: bool = Field(
         default=True, description="Never reach the Hugging Face hub; load models from cache only."
     )
-    watermark: Literal["dwtdctsvd"] = Field(default="dwtdctsvd")
+    watermark: Literal["dwtdctsvd", "rivagan"] = Field(default="dwtdctsvd")
     output_format: Literal["png", "jpeg", "webp"] = "png"
     trust_anchors: list[Path] = Field(
         default_factory=list,
@@ -46,6 +46,15 @@ class Settings(BaseSettings):
     api_keys: list[str] = Field(
         default_factory=list,
         description="API keys the HTTP API accepts as Bearer tokens; empty disables auth.",
+    )
+    policy_tenants_dir: Path | None = Field(
+        default=None,
+        description="Tenant overlays (<tenant>.yaml); default `tenants/` beside the policy file.",
+    )
+    policy_reload_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="How often `genseal serve` checks the policy files for changes; 0 disables.",
     )
 
     @field_validator("home", mode="after")

@@ -7,11 +7,11 @@ import contextlib
 from gen._settings import Settings
 from genseal.errors import ConfigError, SigningError
 from provenance import (
-    DwtDctSvdWatermarker,
     ManifestStore,
     Verifier,
     Watermarker,
     load_identity,
+    make_watermarker,
 )
 
 
@@ -42,5 +42,5 @@ def build_verifier(
     return Verifier(
         store=store or ManifestStore(settings.store_url),
         trust_anchors_pem=anchors or None,
-        watermarker=watermarker or DwtDctSvdWatermarker(),
+        watermarker=watermarker or make_watermarker(settings.watermark),
     )

@@ -6,7 +6,8 @@ codes in one handler each. A policy *block* is a decision, not an error, and is 
     GensealError                    exit 1, HTTP 500
     ├── InputError                  exit 2, HTTP 400   bad request or file from the caller
     │   ├── ImageInputError         exit 2, HTTP 400   unreadable, truncated or unsupported image
-    │   └── PayloadTooLargeError    exit 2, HTTP 413   bytes or pixels over the configured limit
+    │   ├── PayloadTooLargeError    exit 2, HTTP 413   bytes or pixels over the configured limit
+    │   └── NotFoundError           exit 2, HTTP 404   no such review (or other named record)
     ├── ConfigError                 exit 2, HTTP 500   settings or files genseal was given are wrong
     │   └── PolicyError             exit 2, HTTP 500   a policy file that fails to load or validate
     ├── ModelError                  exit 2, HTTP 400   unknown model, weights missing offline
@@ -50,6 +51,11 @@ class ImageInputError(InputError):
 class PayloadTooLargeError(InputError):
     http_status = 413
     code = "payload_too_large"
+
+
+class NotFoundError(InputError):
+    http_status = 404
+    code = "not_found"
 
 
 class ConfigError(GensealError):

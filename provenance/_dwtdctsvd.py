@@ -116,10 +116,31 @@ class DwtDctSvdWatermarker:
 
         Images below the minimum size cannot carry a mark: they read as not detected.
         """
+        decoded = self._decode(image)
+        if decoded is None:
+            return WatermarkReading(algorithm=self.name, detected=False, confidence=0.0)
+        word, strength = decoded
+        raw = np.packbits(word).tobytes()
+        payload, crc = raw[:4], int.from_bytes(raw[4:], "big")
+        detected = crc == binascii.crc_hqx(payload, 0xFFFF) and strength >= _MIN_STRENGTH
+        return WatermarkReading(
+            algorithm=self.name,
+            detected=detected,
+            payload=payload.hex() if detected else None,
+            confidence=min(max(strength, 0.0), 1.0),
+        )
+
+    def read_bits(self, image: Image.Image) -> npt.NDArray[np.uint8] | None:
+        """The 32 payload bits as read, whether or not they check out (for bit accuracy)."""
+        decoded = self._decode(image)
+        return None if decoded is None else decoded[0][:_PAYLOAD_BITS]
+
+    def _decode(self, image: Image.Image) -> tuple[npt.NDArray[np.uint8], float] | None:
+        """The unwhitened 48-bit word and the mean vote strength; None if too small."""
         rgb, _ = _split(image)
         height, width = _region(rgb.shape[0], rgb.shape[1])
         if height < _MIN_SIDE or width < _MIN_SIDE:
-            return WatermarkReading(algorithm=self.name, detected=False, confidence=0.0)
+            return None
         cb = rgb[:height, :width] @ _CB_FROM_RGB + 128.0
         low = pywt.dwt2(cb, "haar")[0]
         blocks = _to_blocks(low)
@@ -135,15 +156,7 @@ class DwtDctSvdWatermarker:
         per_slot = np.bincount(slots, minlength=_WORD_BITS)
         strength = float(np.mean(np.abs(votes / per_slot)))
         word = (votes > 0).astype(np.uint8) ^ _mask()
-        raw = np.packbits(word).tobytes()
-        payload, crc = raw[:4], int.from_bytes(raw[4:], "big")
-        detected = crc == binascii.crc_hqx(payload, 0xFFFF) and strength >= _MIN_STRENGTH
-        return WatermarkReading(
-            algorithm=self.name,
-            detected=detected,
-            payload=payload.hex() if detected else None,
-            confidence=min(max(strength, 0.0), 1.0),
-        )
+        return word, strength
 
 
 def _split(image: Image.Image) -> tuple[FloatArray, Image.Image | None]:

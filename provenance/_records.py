@@ -40,6 +40,11 @@ class ManifestRecord(BaseModel):
     watermark_payload: str
     fingerprint_alg: str
     fingerprint_hex: str
+    fingerprint_crop: bytes | None = Field(
+        default=None,
+        repr=False,
+        description="64x64 luminance thumbnail for crop-tolerant corroboration (crop_print)",
+    )
     mime: str
     sha256: str = Field(description="of the sealed bytes as released")
     created_at: dt.datetime
@@ -98,6 +103,8 @@ class ManifestLookup(Protocol):
     def by_label(self, label: str) -> ManifestRecord | None: ...
 
     def by_watermark(self, payload: str) -> list[ManifestRecord]: ...
+
+    def by_watermarks(self, payloads: list[str]) -> list[ManifestRecord]: ...
 
     def nearest(
         self, fingerprint_hex: str, max_distance: int, limit: int = 5

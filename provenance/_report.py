@@ -33,7 +33,7 @@ __all__ = [
 REPORT_SCHEMA_VERSION = 1
 
 C2paState = Literal["trusted", "valid", "invalid", "absent"]
-Evidence = Literal["watermark", "fingerprint", "manifest"]
+Evidence = Literal["watermark", "fingerprint", "crop_fingerprint", "manifest"]
 
 
 class StatusCode(BaseModel):
@@ -98,10 +98,17 @@ class Recovery(BaseModel):
     evidence: list[Evidence] = Field(
         default_factory=list,
         description="manifest: the embedded, trusted manifest is the stored one; watermark: "
-        "the payload matches; fingerprint: PDQ within the strict distance",
+        "the payload matches; fingerprint: PDQ within the strict distance; crop_fingerprint: "
+        "the file matches a crop of the sealed image's thumbnail (corroborates a watermark "
+        "only)",
     )
     fingerprint_distance: int | None = Field(
         default=None, description="bits of 256 between this file's PDQ hash and the sealed one"
+    )
+    crop_match: float | None = Field(
+        default=None,
+        description="correlation (0-1) of the file with the best crop of the sealed thumbnail, "
+        "when it was needed to corroborate the watermark",
     )
     pixels_altered: bool | None = Field(
         default=None,

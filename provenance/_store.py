@@ -3,6 +3,12 @@
 Only portable column types are used (strings, text, binary, timestamps with time zone) so the
 same schema runs on both. Tables are created on open.
 
+Fingerprint search uses multi-index hashing (see ``_fpindex``): a side table holds the 16
+band values of every PDQ fingerprint under a (band, value) B-tree, so ``nearest`` is a few
+thousand index probes plus an exact check of the candidates, at any store size. A store made
+before the side table existed is migrated on open (additive: the table is created and filled
+from the manifests; nothing existing changes), recorded in ``genseal_schema``.
+
 The audit log is a hash chain. Appending reads the previous hash and writes the next entry, so
 appends must be serialised: the first statement of every append is an UPDATE of a one-row
 "head" table, which takes SQLite's write lock or PostgreSQL's row lock before anything is read.
@@ -16,7 +22,7 @@ import datetime as dt
 import json
 import os
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -28,9 +34,14 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    and_,
     create_engine,
     event,
+    insert,
+    inspect,
+    or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import make_url
@@ -41,6 +52,7 @@ from sqlalchemy.pool import StaticPool
 from genseal.errors import StoreError
 
 from ._fingerprint import hamming
+from ._fpindex import MAX_RADIUS, band_values, probe_values, radius_for
 from ._records import (
     GENESIS_HASH,
     AuditEntry,
@@ -54,8 +66,10 @@ __all__ = ["ManifestStore"]
 
 _BUSY_TIMEOUT_MS = 10_000
 _SCAN_BATCH = 2_000
+_IN_CHUNK = 500  # values per IN (...) list: well under SQLite's bound-parameter limit
 # Alembic-free schema versioning for now: bump when a table changes shape.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+_BANDS_COMPONENT = "fingerprint_bands"
 
 _engines: weakref.WeakSet[Engine] = weakref.WeakSet()
 
@@ -74,12 +88,35 @@ class _ManifestRow(_Base):
     watermark_payload: Mapped[str] = mapped_column(String(64), index=True)
     fingerprint_alg: Mapped[str] = mapped_column(String(32))
     fingerprint_hex: Mapped[str] = mapped_column(String(128))
+    # Added in schema 2 (nullable: rows from before have none); see _add_missing_columns.
+    fingerprint_crop: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     mime: Mapped[str] = mapped_column(String(64))
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
     tenant: Mapped[str | None] = mapped_column(String(128), index=True)
     model_id: Mapped[str] = mapped_column(String(512))
     decision: Mapped[str] = mapped_column(String(64))
+
+
+class _BandRow(_Base):
+    """One 16-bit band of a manifest's fingerprint (16 rows per manifest)."""
+
+    __tablename__ = "genseal_fingerprint_bands"
+
+    # Primary key order (band, value, manifest_id) makes the key itself the lookup index,
+    # and a covering one: a probe never touches the table.
+    band: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    value: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    manifest_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class _SchemaRow(_Base):
+    """Which additive migrations this database has had."""
+
+    __tablename__ = "genseal_schema"
+
+    component: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
 
 
 class _AuditRow(_Base):
@@ -125,8 +162,10 @@ class ManifestStore:
         try:
             self._engine = _make_engine(url)
             _Base.metadata.create_all(self._engine)
+            _add_missing_columns(self._engine)
             self._sessions = sessionmaker(self._engine, expire_on_commit=False)
             self._ensure_head()
+            self._migrate_bands()
         except ImportError as exc:
             raise StoreError(
                 f"cannot open the manifest store at {self._display}: its database driver is "
@@ -146,16 +185,31 @@ class ManifestStore:
     # -- manifests ---------------------------------------------------------------------------
 
     def add(self, record: ManifestRecord) -> None:
-        row = _ManifestRow(**record.model_dump())
+        self.add_many([record])
+
+    def add_many(self, records: list[ManifestRecord]) -> None:
+        """Store several records in one transaction (all or none)."""
         try:
             with self._transaction("store the manifest") as session:
-                session.add(row)
+                # Core bulk inserts (executemany), not ORM objects: filling a store with a
+                # million records is then minutes, not an hour.
+                session.execute(insert(_ManifestRow), [r.model_dump() for r in records])
+                bands = [
+                    {"band": b.band, "value": b.value, "manifest_id": b.manifest_id}
+                    for record in records
+                    for b in _bands(record)
+                ]
+                if bands:
+                    session.execute(insert(_BandRow), bands)
         except StoreError as exc:
             if isinstance(exc.__cause__, IntegrityError):
-                raise StoreError(
-                    f"a manifest with id {record.id!r} or label {record.manifest_label!r} "
-                    "is already stored"
-                ) from exc.__cause__
+                first = records[0] if len(records) == 1 else None
+                what = (
+                    f"a manifest with id {first.id!r} or label {first.manifest_label!r}"
+                    if first is not None
+                    else "one of these manifests"
+                )
+                raise StoreError(f"{what} is already stored") from exc.__cause__
             raise
 
     def get(self, id: str) -> ManifestRecord | None:
@@ -180,30 +234,43 @@ class ManifestStore:
             ).all()
             return [_record(row) for row in rows]
 
+    def by_watermarks(self, payloads: list[str]) -> list[ManifestRecord]:
+        """Every record carrying any of these payloads (one indexed IN query per 500)."""
+        wanted = sorted({p.strip().lower() for p in payloads})
+        found: list[ManifestRecord] = []
+        with self._transaction("look up watermarks") as session:
+            for start in range(0, len(wanted), _IN_CHUNK):
+                rows = session.scalars(
+                    select(_ManifestRow).where(
+                        _ManifestRow.watermark_payload.in_(wanted[start : start + _IN_CHUNK])
+                    )
+                )
+                found.extend(_record(row) for row in rows)
+        return found
+
     def nearest(
         self, fingerprint_hex: str, max_distance: int, limit: int = 5
     ) -> list[tuple[ManifestRecord, int]]:
         """Records whose fingerprint is within ``max_distance`` bits, nearest first.
 
-        A linear scan of the fingerprint column: fine to ~10^5 records; an index (multi-index
-        hashing or a BK-tree) can replace it behind the same signature.
+        Exact (every record within the distance is found). Up to 47 bits it probes the band
+        index (multi-index hashing, see the module docstring); beyond, it scans.
         """
         query = fingerprint_hex.strip().lower()
-        hits: list[tuple[int, str]] = []
+        bands = band_values(query)
+        radius = radius_for(max_distance)
         with self._transaction("search fingerprints") as session:
-            result = session.execute(
-                select(_ManifestRow.id, _ManifestRow.fingerprint_hex).execution_options(
-                    yield_per=_SCAN_BATCH
-                )
-            )
-            for record_id, stored in result:
-                if len(stored) != len(query):
-                    continue
-                distance = hamming(query, stored)
-                if distance <= max_distance:
-                    hits.append((distance, record_id))
-            hits.sort()
-            hits = hits[: max(limit, 0)]
+            pairs: Iterable[tuple[str, str]]
+            if bands is None or radius > MAX_RADIUS:
+                pairs = self._scan(session, query)
+            else:
+                pairs = self._probe(session, bands, radius)
+            hits = sorted(
+                (distance, record_id)
+                for record_id, stored in pairs
+                if len(stored) == len(query)
+                and (distance := hamming(query, stored)) <= max_distance
+            )[: max(limit, 0)]
             rows = {
                 row.id: row
                 for row in session.scalars(
@@ -211,6 +278,31 @@ class ManifestStore:
                 )
             }
             return [(_record(rows[i]), d) for d, i in hits if i in rows]
+
+    @staticmethod
+    def _scan(session: Session, query: str) -> Iterator[tuple[str, str]]:
+        result = session.execute(
+            select(_ManifestRow.id, _ManifestRow.fingerprint_hex).execution_options(
+                yield_per=_SCAN_BATCH
+            )
+        )
+        yield from ((record_id, stored) for record_id, stored in result)
+
+    @staticmethod
+    def _probe(session: Session, bands: list[int], radius: int) -> list[tuple[str, str]]:
+        # One statement: each (band = i AND value IN (...)) term is a range of the primary
+        # key, which SQLite and PostgreSQL both turn into index probes (OR by union).
+        probes = or_(
+            *(
+                and_(_BandRow.band == band, _BandRow.value.in_(probe_values(value, radius)))
+                for band, value in enumerate(bands)
+            )
+        )
+        matching = select(_BandRow.manifest_id).where(probes)
+        statement = select(_ManifestRow.id, _ManifestRow.fingerprint_hex).where(
+            _ManifestRow.id.in_(matching)
+        )
+        return [(record_id, stored) for record_id, stored in session.execute(statement)]
 
     # -- audit log ---------------------------------------------------------------------------
 
@@ -336,6 +428,57 @@ class ManifestStore:
         except IntegrityError:
             pass  # another process created it first
 
+    def _migrate_bands(self) -> None:
+        """Fill the band index for manifests stored before it existed (once per database)."""
+        with self._sessions() as session, session.begin():
+            if session.get(_SchemaRow, _BANDS_COMPONENT) is not None:
+                return
+        try:
+            with self._sessions() as session, session.begin():
+                indexed = select(_BandRow.manifest_id).distinct()
+                rows = session.execute(
+                    select(_ManifestRow.id, _ManifestRow.fingerprint_hex).where(
+                        _ManifestRow.id.not_in(indexed)
+                    )
+                ).all()
+                for record_id, stored in rows:
+                    session.add_all(_band_rows(record_id, stored))
+                session.add(_SchemaRow(component=_BANDS_COMPONENT, version=1))
+        except IntegrityError:
+            pass  # another process migrated it first
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Additive migration: nullable columns added to an existing table since schema 1."""
+    existing = {c["name"] for c in inspect(engine).get_columns(_ManifestRow.__tablename__)}
+    for column in _ManifestRow.__table__.columns:
+        if column.name in existing:
+            continue
+        if not column.nullable:
+            raise StoreError(f"cannot add the required column {column.name!r} to an old store")
+        kind = column.type.compile(dialect=engine.dialect)
+        try:
+            with engine.begin() as connection:
+                connection.execute(
+                    text(
+                        f"ALTER TABLE {_ManifestRow.__tablename__} ADD COLUMN {column.name} {kind}"
+                    )
+                )
+        except SQLAlchemyError:
+            # Another process added it first; anything else shows up on the next statement.
+            pass
+
+
+def _bands(record: ManifestRecord) -> list[_BandRow]:
+    return _band_rows(record.id, record.fingerprint_hex)
+
+
+def _band_rows(record_id: str, fingerprint_hex: str) -> list[_BandRow]:
+    values = band_values(fingerprint_hex.strip().lower())
+    if values is None:
+        return []  # not a 256-bit fingerprint: found by scan only
+    return [_BandRow(band=i, value=v, manifest_id=record_id) for i, v in enumerate(values)]
+
 
 def _make_engine(url: str) -> Engine:
     parsed = make_url(url)
@@ -392,6 +535,7 @@ def _record(row: _ManifestRow) -> ManifestRecord:
         watermark_payload=row.watermark_payload,
         fingerprint_alg=row.fingerprint_alg,
         fingerprint_hex=row.fingerprint_hex,
+        fingerprint_crop=row.fingerprint_crop,
         mime=row.mime,
         sha256=row.sha256,
         created_at=row.created_at,

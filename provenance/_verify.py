@@ -6,7 +6,8 @@ Recovery rules (DESIGN: a 32-bit watermark collides after ~65k images):
   broken manifest could carry a copied label;
 - a watermark payload is a lead: a record it points to must also look like the file
   (fingerprint within ``corroboration_distance``, loose, since the watermark already narrowed
-  the candidates to a handful);
+  the candidates to a handful; or, for crops, which move PDQ as far as an unrelated picture,
+  the file matching a crop of the sealed thumbnail, see ``_cropprint``);
 - a fingerprint alone names a record within ``fingerprint_distance`` (strict), and only when
   the file has enough detail for PDQ to mean something (quality >= ``_MIN_PDQ_QUALITY``).
 """
@@ -14,12 +15,17 @@ Recovery rules (DESIGN: a 32-bit watermark collides after ~65k images):
 from __future__ import annotations
 
 import hashlib
+import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from PIL import Image
 
 from genseal.errors import ImageInputError
 
 from ._c2pa import MODERATION_LABEL
 from ._c2pa_read import C2paReader, read_assertion
+from ._cropprint import CROP_MATCH_THRESHOLD, crop_match
 from ._fingerprint import FINGERPRINT_BITS, Fingerprint, Fingerprinter, fingerprint, hamming
 from ._media import decode_image, sniff_mime
 from ._records import ManifestLookup, ManifestRecord
@@ -38,6 +44,8 @@ class _Candidate:
     record: ManifestRecord
     distance: int | None
     evidence: set[Evidence] = field(default_factory=set)
+    crop_score: float | None = None
+    watermark_bits: int = 0  # how many payload bits the lookup allowed to differ
 
 
 class Verifier:
@@ -55,6 +63,7 @@ class Verifier:
         *,
         fingerprint_distance: int = 32,
         corroboration_distance: int = 90,
+        watermark_tolerance: int = 2,
         fingerprinter: Fingerprinter = fingerprint,
     ) -> None:
         if not 0 <= fingerprint_distance <= corroboration_distance <= FINGERPRINT_BITS:
@@ -64,6 +73,7 @@ class Verifier:
         self._watermarker = watermarker
         self._strict = fingerprint_distance
         self._loose = corroboration_distance
+        self._tolerance = watermark_tolerance
         self._fingerprint = fingerprinter
 
     def verify(self, data: bytes, name: str = "") -> ProvenanceReport:
@@ -88,7 +98,7 @@ class Verifier:
                 mime = f"image/{image.format.lower()}"
             reading = self._watermarker.detect(image)
             print_ = self._fingerprint(image)
-        recovery = self._recover(c2pa_report, reading, print_, sha256, decoded=image is not None)
+        recovery = self._recover(c2pa_report, reading, print_, sha256, image)
         return ProvenanceReport(
             file=name,
             format=mime,
@@ -103,15 +113,45 @@ class Verifier:
             summary=_summary(c2pa_report, reading, recovery),
         )
 
+    def _corroborate(
+        self,
+        records: list[ManifestRecord],
+        candidate: Callable[[ManifestRecord], _Candidate],
+        image: Image.Image | None,
+        payload: str,
+    ) -> list[_Candidate]:
+        """Give watermark evidence to the records that also look like the file; return the
+        rest (a watermark alone never names a manifest)."""
+        rejected = []
+        for record in records:
+            found = candidate(record)
+            found.watermark_bits = (
+                int(record.watermark_payload, 16) ^ int(payload, 16)
+            ).bit_count()
+            close = found.distance is not None and found.distance <= self._strict
+            if not close and image is not None and record.fingerprint_crop is not None:
+                # PDQ moved a lot: a crop? The crop print says so far more surely than a
+                # PDQ distance in the loose zone, which a crop can reach only by chance.
+                found.crop_score = crop_match(record.fingerprint_crop, image)
+                if found.crop_score is not None and found.crop_score >= CROP_MATCH_THRESHOLD:
+                    found.evidence.update(("watermark", "crop_fingerprint"))
+                    continue
+            if found.distance is not None and found.distance <= self._loose:
+                found.evidence.add("watermark")
+                continue
+            if not found.evidence:
+                rejected.append(found)
+        return rejected
+
     def _recover(
         self,
         c2pa_report: C2paReport,
         reading: WatermarkReading,
         print_: Fingerprint | None,
         sha256: str,
-        *,
-        decoded: bool,
+        image: Image.Image | None,
     ) -> Recovery:
+        decoded = image is not None
         store = self._store
         if store is None:
             return Recovery(attempted=False, reason="no manifest store was given to look in")
@@ -133,12 +173,15 @@ class Verifier:
                 candidate(record).evidence.add("manifest")
         rejected: list[_Candidate] = []
         if reading.detected and reading.payload:
-            for record in store.by_watermark(reading.payload):
-                found = candidate(record)
-                if found.distance is not None and found.distance <= self._loose:
-                    found.evidence.add("watermark")
-                elif not found.evidence:
-                    rejected.append(found)
+            # Exact payload first; a learned watermark (rivaGan) can lose a bit or two to a
+            # heavy crop, so then payloads within ``watermark_tolerance`` bits are tried. More
+            # candidates, but each still has to look like the file to count.
+            exact = store.by_watermark(reading.payload)
+            rejected = self._corroborate(exact, candidate, image, reading.payload)
+            if self._tolerance > 0 and not any(candidates[r.id].evidence for r in exact):
+                near = store.by_watermarks(_neighbours(reading.payload, self._tolerance))
+                # Near payloads that do not look like the file are just other images.
+                self._corroborate(near, candidate, image, reading.payload)
         flat = print_ is not None and print_.quality < _MIN_PDQ_QUALITY
         if print_ is not None and not flat:
             for record, _distance in store.nearest(print_.hex, self._strict, _NEAREST_LIMIT):
@@ -167,7 +210,9 @@ class Verifier:
         # Same fingerprint, other bytes: stripped metadata or a (near-)lossless re-encode;
         # PDQ cannot tell those apart, so the answer stays unknown (None).
         evidence: list[Evidence] = [
-            e for e in ("manifest", "watermark", "fingerprint") if e in best.evidence
+            e
+            for e in ("manifest", "watermark", "fingerprint", "crop_fingerprint")
+            if e in best.evidence
         ]
         reason = _found_reason(best, evidence, self._loose, self._strict)
         if len(named) > 1:
@@ -179,11 +224,22 @@ class Verifier:
             manifest_label=record.manifest_label,
             evidence=evidence,
             fingerprint_distance=best.distance,
+            crop_match=round(best.crop_score, 4) if best.crop_score is not None else None,
             pixels_altered=altered,
             sealed_at=record.created_at,
             moderation=read_assertion(record.manifest_store, MODERATION_LABEL),
             reason=reason,
         )
+
+
+def _neighbours(payload: str, radius: int) -> list[str]:
+    """Every other 32-bit payload within ``radius`` bits of ``payload``."""
+    value = int(payload, 16)
+    out = []
+    for k in range(1, radius + 1):
+        for bits in itertools.combinations(range(32), k):
+            out.append(f"{value ^ sum(1 << b for b in bits):08x}")
+    return out
 
 
 def _found_reason(best: _Candidate, evidence: list[Evidence], loose: int, strict: int) -> str:
@@ -192,10 +248,17 @@ def _found_reason(best: _Candidate, evidence: list[Evidence], loose: int, strict
     if "manifest" in evidence:
         parts.append("the trusted manifest in the file is the stored one")
     if "watermark" in evidence:
-        parts.append(f"the watermark payload {record.watermark_payload} matches")
+        within = f" (within {best.watermark_bits} bits)" if best.watermark_bits else ""
+        parts.append(f"the watermark payload {record.watermark_payload} matches{within}")
     if distance is not None:
         if "fingerprint" in evidence:
             parts.append(f"the fingerprint is {distance}/256 bits away (<= {strict})")
+        elif "crop_fingerprint" in evidence:
+            parts.append(
+                f"the file matches a crop of the sealed image (correlation "
+                f"{best.crop_score:.2f} >= {CROP_MATCH_THRESHOLD}), which corroborates the "
+                f"watermark (PDQ is {distance}/256 bits away: cropped)"
+            )
         elif "watermark" in evidence:
             parts.append(
                 f"the fingerprint, {distance}/256 bits away (<= {loose}), corroborates the "

@@ -3,8 +3,14 @@
 from ._checks import ImageCheck, PromptCheck
 from ._findings import Category, CheckState, Finding, Stage
 from ._nsfw import OpenNsfwCheck
-from ._policy import Action, Decision, Policy, PolicyEngine, Rule, default_policy_path
+from ._policy import Policy, PolicyEngine, RuleResult, default_policy_path
+from ._policy_explain import Explanation, explain
+from ._policy_lint import lint_policy
+from ._policy_model import Action, Decision, Rule, Severity, ShadowOutcome, policy_json_schema
+from ._policy_replay import ReplayChange, ReplayReport, replay_decisions
+from ._policy_set import PolicyReloader, PolicySet
 from ._policy_tests import CaseResult, run_policy_tests
+from ._policy_yaml import PolicyProblem
 from ._prompt_terms import TermListCheck
 from ._screener import Screener
 
@@ -14,16 +20,29 @@ __all__ = [
     "Category",
     "CheckState",
     "Decision",
+    "Explanation",
     "Finding",
     "ImageCheck",
     "OpenNsfwCheck",
     "Policy",
     "PolicyEngine",
+    "PolicyProblem",
+    "PolicyReloader",
+    "PolicySet",
     "PromptCheck",
+    "ReplayChange",
+    "ReplayReport",
     "Rule",
+    "RuleResult",
     "Screener",
+    "Severity",
+    "ShadowOutcome",
     "Stage",
     "TermListCheck",
     "default_policy_path",
+    "explain",
+    "lint_policy",
+    "policy_json_schema",
+    "replay_decisions",
     "run_policy_tests",
 ]

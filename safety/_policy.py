@@ -4,17 +4,21 @@ A policy file is data that policy teams edit; everything that can be checked is 
 loads, so a broken file fails at deploy time, not on a user's request:
 
 - YAML is read with `safe_load` only; duplicate keys are rejected (it would keep the last);
-- the structure is validated by pydantic models that forbid unknown fields;
+- the structure is validated by pydantic models that forbid unknown fields (`_policy_model`);
 - every `when` is compiled as CEL, may only use the variables the engine provides
   (`findings`, `request`, `stage`, `thresholds`), and is evaluated on probe inputs for every
   stage, where it must return a bool.
 
-Errors name the file, the rule and the line. At decide time an evaluation error raises
-`PolicyError`; the caller fails closed.
+Errors name the file, the rule and the line:column. At decide time a condition that fails to
+run does not raise: it is recorded in the decision's `errors` and the decision fails closed
+(block), so the caller records and withholds rather than crashing or releasing.
 
-Decision: every rule that applies to the stage is evaluated (all matches are recorded for the
-audit log); the most severe matched action wins (block over allow), and among rules with that
-action the first in file order decides. No match → `default_action`.
+Decision: every rule that applies to the stage is evaluated (all matches are recorded); the
+matched action earliest in `precedence` wins (block first), and among rules with that action the
+first in file order decides. A `require_consent` rule is met when the request carries a consent
+attestation. No match → `default_action`. Shadow rules (`mode: shadow`) never decide: the
+would-be decision with them enforced is recorded in `decision.shadow` when it differs.
+A shadow overlay (`mode: shadow` + `extends`) enforces its base and records its own decision.
 """
 
 from __future__ import annotations
@@ -22,33 +26,41 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
-from enum import Enum, StrEnum
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import cel
-import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from genseal.errors import PolicyError
 
-from ._findings import Category, CheckState, Finding, Stage
-from ._normalize import term_regex
+from ._findings import Category, Finding, Stage
+from ._policy_eval import (
+    MACRO_VAR,
+    VARIABLES,
+    cel_context,
+    evaluate,
+    probe_inputs,
+    request_facts,
+)
+from ._policy_model import (
+    Action,
+    Decision,
+    PolicySpec,
+    Rule,
+    RuleError,
+    Severity,
+    ShadowOutcome,
+)
+from ._policy_yaml import LineIndex, PolicyProblem, describe_validation, parse_yaml
 
 __all__ = [
-    "Action",
-    "Decision",
     "Policy",
     "PolicyEngine",
-    "Rule",
+    "RuleResult",
     "default_policy_path",
+    "load_policy",
 ]
 
 _POLICIES_DIR = Path(__file__).resolve().parents[1] / "policies"
@@ -57,109 +69,6 @@ _POLICIES_DIR = Path(__file__).resolve().parents[1] / "policies"
 def default_policy_path(name: str = "default") -> Path:
     """Path of a policy shipped in the repository's `policies/` ("default", "strict")."""
     return _POLICIES_DIR / f"{name}.yaml"
-
-
-class Action(StrEnum):
-    """What a rule (or the default) does. More actions (blur, review, ...) will come."""
-
-    ALLOW = "allow"
-    BLOCK = "block"
-
-
-# Higher wins when several rules match. New actions slot in by severity.
-_SEVERITY: dict[Action, int] = {Action.ALLOW: 0, Action.BLOCK: 100}
-
-_STRICT = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
-
-
-class Rule(BaseModel):
-    """One rule of a policy file."""
-
-    model_config = _STRICT
-
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$", max_length=100)
-    description: str = ""
-    stage: Stage | None = Field(
-        default=None, description="If set, the rule applies only to that stage's decision."
-    )
-    when: str = Field(min_length=1, description="CEL condition; must evaluate to a bool.")
-    action: Action
-    message: str | None = Field(default=None, description="User-facing text.")
-    reason: str | None = Field(default=None, description="Audit-log text.")
-
-    @model_validator(mode="after")
-    def _block_needs_message(self) -> Rule:
-        if self.action is Action.BLOCK and not self.message:
-            raise ValueError("a block rule needs a user-facing `message`")
-        return self
-
-
-class PolicySpec(BaseModel):
-    """The schema of a policy file."""
-
-    model_config = _STRICT
-
-    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=100)
-    version: str = Field(min_length=1)
-    description: str = ""
-    prompt_terms: dict[Category, list[str]] = Field(default_factory=dict)
-    prompt_patterns: dict[Category, list[str]] = Field(default_factory=dict)
-    thresholds: dict[str, float] = Field(default_factory=dict)
-    rules: list[Rule] = Field(default_factory=list)
-    default_action: Action = Action.ALLOW
-    default_message: str | None = Field(
-        default=None, description="User-facing text when the default action blocks."
-    )
-
-    @field_validator("prompt_terms")
-    @classmethod
-    def _terms_compile(cls, value: dict[Category, list[str]]) -> dict[Category, list[str]]:
-        for category, terms in value.items():
-            for term in terms:
-                try:
-                    term_regex(term)
-                except ValueError as exc:
-                    raise ValueError(f"{category.value}: {exc}") from exc
-        return value
-
-    @field_validator("prompt_patterns")
-    @classmethod
-    def _patterns_compile(cls, value: dict[Category, list[str]]) -> dict[Category, list[str]]:
-        for category, sources in value.items():
-            for source in sources:
-                try:
-                    re.compile(source)
-                except re.error as exc:
-                    raise ValueError(f"{category.value}: invalid regex {source!r}: {exc}") from exc
-        return value
-
-    @model_validator(mode="after")
-    def _default_block_needs_message(self) -> PolicySpec:
-        if self.default_action is Action.BLOCK and not self.default_message:
-            raise ValueError("default_action block needs a `default_message`")
-        return self
-
-
-class Decision(BaseModel):
-    """What the policy decided for one stage (one image, for outputs), and why."""
-
-    model_config = ConfigDict(frozen=True)
-
-    action: Action
-    stage: Stage
-    rule: str | None = Field(description="The deciding rule's id; None when the default applied.")
-    message: str | None = Field(default=None, description="User-facing text.")
-    reason: str | None = Field(default=None, description="Audit-log text.")
-    matched_rules: list[str] = Field(
-        default_factory=list, description="Every rule whose condition held, in file order."
-    )
-    policy_id: str
-    policy_version: str
-    policy_sha256: str
-
-    @property
-    def blocked(self) -> bool:
-        return self.action is Action.BLOCK
 
 
 @runtime_checkable
@@ -180,31 +89,55 @@ class PolicyEngine(Protocol):
     ) -> Decision: ...
 
 
-# Variables a `when` may use; anything else is a typo the file should not load with.
-_VARIABLES = frozenset({"findings", "request", "stage", "thresholds"})
-_MACRO_VAR = re.compile(r"\.\s*(?:all|exists|exists_one|map|filter)\s*\(\s*([A-Za-z_]\w*)\s*,")
-_REQUEST_DEFAULTS: dict[str, Any] = {
-    "tenant": "",
-    "model": "",
-    "stage": "",
-    "has_input_image": False,
-    "preset": "",
-    "n": 1,
-}
+class RuleResult(BaseModel):
+    """How one rule fared on one input (`Policy.explain`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rule: str
+    action: Action
+    mode: str
+    applies: bool
+    matched: bool = False
+    error: str | None = None
+    why: str
+
+
+_CEL_POSITION = re.compile(r"<input>:(\d+):(\d+)")
+_FAIL_CLOSED_MESSAGE = "This request could not be checked against the policy, so it was stopped."
+
+
+@dataclass(frozen=True)
+class _Origin:
+    """Where a rule's text lives, for messages (an overlay's rules live in two files)."""
+
+    path: Path
+    lines: LineIndex
+    loc: tuple[str | int, ...]
 
 
 class Policy:
-    """A loaded, validated and compiled policy file. Immutable; safe to share across threads."""
+    """A loaded, validated and compiled policy (base or overlay). Immutable; thread-safe."""
 
-    def __init__(self, spec: PolicySpec, *, path: Path, sha256: str, source: str = "") -> None:
+    def __init__(
+        self,
+        spec: PolicySpec,
+        rules: Sequence[Rule],
+        programs: Mapping[str, cel.Program],
+        *,
+        path: Path,
+        sha256: str,
+        base: Policy | None = None,
+        file_sha256: str = "",
+    ) -> None:
         self.spec = spec
+        self._file_sha256 = file_sha256 or sha256
         self.path = path
         self.sha256 = sha256
-        lines = _LineIndex(source)
-        self._programs: dict[str, cel.Program] = {}
-        for index, rule in enumerate(spec.rules):
-            where = f"{path}: rule {rule.id!r}{lines.at(('rules', index, 'when'))}"
-            self._programs[rule.id] = _compile(rule, where, spec.thresholds)
+        self.base = base
+        self._rules = tuple(rules)
+        self._programs = dict(programs)
+        self._rank = {action: index for index, action in enumerate(spec.precedence)}
 
     # --- the file's fields -------------------------------------------------------------------
 
@@ -221,24 +154,47 @@ class Policy:
         return self.spec.description
 
     @property
+    def mode(self) -> str:
+        return self.spec.mode
+
+    @property
     def prompt_terms(self) -> dict[Category, list[str]]:
-        return {c: list(t) for c, t in self.spec.prompt_terms.items()}
+        source = self.base.spec if self.base is not None else self.spec
+        return {c: list(t) for c, t in source.prompt_terms.items()}
 
     @property
     def prompt_patterns(self) -> dict[Category, list[str]]:
-        return {c: list(p) for c, p in self.spec.prompt_patterns.items()}
+        source = self.base.spec if self.base is not None else self.spec
+        return {c: list(p) for c, p in source.prompt_patterns.items()}
 
     @property
     def thresholds(self) -> dict[str, float]:
-        return dict(self.spec.thresholds)
+        merged = dict(self.base.thresholds) if self.base is not None else {}
+        merged.update(self.spec.thresholds)
+        return merged
 
     @property
     def rules(self) -> tuple[Rule, ...]:
-        return tuple(self.spec.rules)
+        """The effective rules (overlay: base rules overridden, minus disabled, plus added)."""
+        return self._rules
 
     @property
     def default_action(self) -> Action:
-        return self.spec.default_action
+        if self.spec.default_action is not None:
+            return self.spec.default_action
+        return self.base.default_action if self.base is not None else Action.ALLOW
+
+    @property
+    def default_message(self) -> str | None:
+        if self.spec.default_message is not None or self.base is None:
+            return self.spec.default_message
+        return self.base.default_message
+
+    def files(self) -> dict[Path, str]:
+        """Every file this policy was built from, with the sha256 of its bytes (hot reload)."""
+        found = dict(self.base.files()) if self.base is not None else {}
+        found[self.path] = self._file_sha256
+        return found
 
     def __repr__(self) -> str:
         return f"Policy(id={self.id!r}, version={self.version!r}, path={str(self.path)!r})"
@@ -248,75 +204,107 @@ class Policy:
     @classmethod
     def load(cls, path: str | Path) -> Policy:
         """Load, validate and compile a policy file; any problem raises `PolicyError`."""
-        path = Path(path)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise PolicyError(f"{path}: policy file not found") from None
-        except OSError as exc:
-            raise PolicyError(f"{path}: cannot read policy file: {exc}") from exc
-        return cls.from_yaml(data, path=path)
+        policy, problems = load_policy(Path(path))
+        errors = [p for p in problems if p.severity == "error"]
+        if policy is None or errors:
+            raise PolicyError("; ".join(str(p) for p in errors) or f"{path}: invalid policy")
+        return policy
 
     @classmethod
     def from_yaml(cls, data: str | bytes, *, path: str | Path = "<string>") -> Policy:
-        """Like `load`, from the file's content (`path` is only used in messages)."""
-        path = Path(path)
+        """Like `load`, from the file's content (`path` names it and anchors `extends`)."""
         raw = data.encode() if isinstance(data, str) else data
-        sha256 = hashlib.sha256(raw).hexdigest()
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise PolicyError(f"{path}: policy file is not UTF-8: {exc}") from exc
-        document = _parse_yaml(text, path)
-        lines = _LineIndex(text)
-        try:
-            spec = PolicySpec.model_validate(document)
-        except ValidationError as exc:
-            raise PolicyError(_describe_validation(exc, path, lines, document)) from None
-        seen: dict[str, int] = {}
-        for index, rule in enumerate(spec.rules):
-            if rule.id in seen:
-                raise PolicyError(
-                    f"{path}: rule {rule.id!r}{lines.at(('rules', index, 'id'))}: duplicate rule"
-                    f" id (first defined as rule #{seen[rule.id] + 1})"
-                )
-            seen[rule.id] = index
-        return cls(spec, path=path, sha256=sha256, source=text)
+        policy, problems = load_policy(Path(path), raw)
+        errors = [p for p in problems if p.severity == "error"]
+        if policy is None or errors:
+            raise PolicyError("; ".join(str(p) for p in errors) or f"{path}: invalid policy")
+        return policy
 
     # --- deciding ----------------------------------------------------------------------------
 
     def decide(
         self, findings: Sequence[Finding], stage: Stage, request: Mapping[str, Any]
     ) -> Decision:
-        """Decide on `findings` for `stage`; raises `PolicyError` if a condition fails to run."""
+        """Decide on `findings` for `stage`. Never raises for a rule that fails to run: the
+        decision fails closed (block) and names the rule and the error."""
+        decision, _ = self.evaluate(findings, stage, request)
+        return decision
+
+    def explain(
+        self, findings: Sequence[Finding], stage: Stage, request: Mapping[str, Any]
+    ) -> tuple[Decision, list[RuleResult]]:
+        """The decision plus, for every rule, whether it applied, matched or failed, and why."""
+        return self.evaluate(findings, stage, request)
+
+    def evaluate(
+        self, findings: Sequence[Finding], stage: Stage, request: Mapping[str, Any]
+    ) -> tuple[Decision, list[RuleResult]]:
         stage = Stage(stage)
-        context = _context(
-            [f.as_cel() for f in findings], stage, _request_facts(request, stage), self.thresholds
-        )
-        matched: list[Rule] = []
-        for rule in self.spec.rules:
+        facts = request_facts(request, stage)
+        context = cel_context([f.as_cel() for f in findings], stage, facts, self.thresholds)
+        results: list[RuleResult] = []
+        for rule in self._rules:
             if rule.stage is not None and rule.stage is not stage:
+                results.append(_result(rule, applies=False, why=f"only for stage {rule.stage}"))
                 continue
-            if _evaluate(self._programs[rule.id], context, f"{self.path}: rule {rule.id!r}"):
-                matched.append(rule)
-        if not matched:
+            try:
+                matched = evaluate(self._programs[rule.id], context)
+            except PolicyError as exc:
+                results.append(_result(rule, applies=True, error=str(exc), why="failed to run"))
+                continue
+            why = "condition held" if matched else "condition did not hold"
+            results.append(_result(rule, applies=True, matched=matched, why=why))
+
+        has_consent = bool(facts.get("has_consent"))
+        enforced = [r for r in results if r.mode == "enforce"]
+        decision = self._pick(enforced, stage, has_consent)
+        would_be = self._pick(results, stage, has_consent)
+        if (would_be.action, would_be.rule) != (decision.action, decision.rule):
+            decision = decision.model_copy(update={"shadow": self._shadow(would_be, "rule")})
+        if self.spec.mode == "shadow" and self.base is not None:
+            enforced_decision, _ = self.base.evaluate(findings, stage, request)
+            decision = enforced_decision.model_copy(
+                update={"shadow": self._shadow(decision, "policy")}
+            )
+        return decision, results
+
+    def _pick(self, results: Sequence[RuleResult], stage: Stage, has_consent: bool) -> Decision:
+        by_id = {rule.id: rule for rule in self._rules}
+        failed = [r for r in results if r.error is not None]
+        matched = [r for r in results if r.matched]
+        if failed:
+            first = by_id[failed[0].rule]
             return self._decision(
-                self.spec.default_action,
+                Action.BLOCK,
+                stage,
+                rule=first,
+                message=_FAIL_CLOSED_MESSAGE,
+                reason=f"condition of rule {first.id!r} failed to evaluate; failing closed",
+                matched=matched,
+                errors=[RuleError(rule=r.rule, error=r.error or "") for r in failed],
+            )
+        satisfied = [r.rule for r in matched if r.action is Action.REQUIRE_CONSENT and has_consent]
+        deciding = [by_id[r.rule] for r in matched if r.rule not in satisfied]
+        if not deciding:
+            return self._decision(
+                self.default_action,
                 stage,
                 rule=None,
-                message=self.spec.default_message,
+                message=self.default_message,
                 reason="no rule matched: the policy's default action applies",
                 matched=matched,
+                satisfied=satisfied,
             )
-        top = max(_SEVERITY[r.action] for r in matched)
-        deciding = next(r for r in matched if _SEVERITY[r.action] == top)
+        top = min(self._rank[r.action] for r in deciding)
+        rule = next(r for r in deciding if self._rank[r.action] == top)
         return self._decision(
-            deciding.action,
+            rule.action,
             stage,
-            rule=deciding.id,
-            message=deciding.message,
-            reason=deciding.reason or deciding.description or None,
+            rule=rule,
+            message=rule.message,
+            reason=rule.reason or rule.description or None,
             matched=matched,
+            satisfied=satisfied,
         )
 
     def _decision(
@@ -324,199 +312,283 @@ class Policy:
         action: Action,
         stage: Stage,
         *,
-        rule: str | None,
+        rule: Rule | None,
         message: str | None,
         reason: str | None,
-        matched: list[Rule],
+        matched: Sequence[RuleResult],
+        satisfied: Sequence[str] = (),
+        errors: Sequence[RuleError] = (),
     ) -> Decision:
+        severity = rule.effective_severity if rule is not None else Severity.INFO
+        if rule is None or errors:
+            severity = Severity.HIGH if action is Action.BLOCK else Severity.INFO
         return Decision(
             action=action,
             stage=stage,
-            rule=rule,
+            rule=rule.id if rule is not None else None,
+            severity=severity,
             message=message,
             reason=reason,
-            matched_rules=[r.id for r in matched],
+            matched_rules=[r.rule for r in matched],
+            consent_satisfied=list(satisfied),
+            errors=list(errors),
             policy_id=self.id,
             policy_version=self.version,
             policy_sha256=self.sha256,
+            base_policy_sha256=self.base.sha256 if self.base is not None else None,
+        )
+
+    def _shadow(self, would_be: Decision, source: str) -> ShadowOutcome:
+        return ShadowOutcome.model_validate(
+            {
+                "source": source,
+                "action": would_be.action,
+                "rule": would_be.rule,
+                "message": would_be.message,
+                "reason": would_be.reason,
+                "matched_rules": would_be.matched_rules,
+                "policy_id": self.id,
+                "policy_version": self.version,
+                "policy_sha256": self.sha256,
+            }
         )
 
 
-# --- helpers ---------------------------------------------------------------------------------
-
-
-def _parse_yaml(text: str, path: Path) -> Any:
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise PolicyError(f"{path}: invalid YAML: {exc}") from None
-    if not isinstance(document, dict):
-        raise PolicyError(f"{path}: a policy file must be a YAML mapping at the top level")
-    # safe_load keeps the last of two equal keys; in a rule that silently drops a condition.
-    duplicate = _first_duplicate_key(yaml.compose(text, Loader=yaml.SafeLoader))
-    if duplicate is not None:
-        key, line = duplicate
-        raise PolicyError(f"{path}: duplicate key {key!r} (line {line})")
-    return document
-
-
-def _first_duplicate_key(root: yaml.Node | None) -> tuple[str, int] | None:
-    stack, visited = [root], set()
-    while stack:
-        node = stack.pop()
-        # Aliases share nodes (and may even form cycles): visit each node once.
-        if node is None or id(node) in visited:
-            continue
-        visited.add(id(node))
-        if isinstance(node, yaml.MappingNode):
-            seen: set[str] = set()
-            for key_node, value_node in node.value:
-                if isinstance(key_node, yaml.ScalarNode):
-                    if key_node.value in seen:
-                        return key_node.value, key_node.start_mark.line + 1
-                    seen.add(key_node.value)
-                stack.append(value_node)
-        elif isinstance(node, yaml.SequenceNode):
-            stack.extend(node.value)
-    return None
-
-
-class _LineIndex:
-    """Maps a location in the document (keys and indices) to " (line N)" for messages."""
-
-    def __init__(self, text: str) -> None:
-        self._root: yaml.Node | None = None
-        if text:
-            try:
-                self._root = yaml.compose(text, Loader=yaml.SafeLoader)
-            except yaml.YAMLError:
-                self._root = None
-
-    def at(self, loc: Sequence[str | int]) -> str:
-        node = self._root
-        line: int | None = None
-        for part in loc:
-            if isinstance(node, yaml.MappingNode):
-                for key_node, value_node in node.value:
-                    if isinstance(key_node, yaml.ScalarNode) and key_node.value == str(part):
-                        line = key_node.start_mark.line + 1
-                        node = value_node
-                        break
-                else:
-                    break
-            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-                if not 0 <= part < len(node.value):
-                    break
-                node = node.value[part]
-                line = node.start_mark.line + 1
-            else:
-                break
-        return "" if line is None else f" (line {line})"
-
-
-def _describe_validation(
-    exc: ValidationError, path: Path, lines: _LineIndex, document: Mapping[str, Any]
-) -> str:
-    problems: list[str] = []
-    for error in exc.errors():
-        loc = tuple(error["loc"])
-        field = loc
-        subject = ""
-        if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
-            field = loc[2:]
-            rules = document.get("rules")
-            rule_id = None
-            if isinstance(rules, list) and loc[1] < len(rules) and isinstance(rules[loc[1]], dict):
-                rule_id = rules[loc[1]].get("id")
-            subject = f"rule {rule_id!r}" if rule_id else f"rule #{loc[1] + 1}"
-        if field:
-            name = ".".join(str(part) for part in field if part != "[key]")
-            subject = f"{subject} field {name!r}".strip()
-        message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            message = "unknown field"
-        problems.append(f"{subject or 'policy'}{lines.at(loc)}: {message}")
-    return f"{path}: invalid policy: " + "; ".join(problems)
-
-
-def _request_facts(request: Mapping[str, Any], stage: Stage) -> dict[str, Any]:
-    facts = dict(_REQUEST_DEFAULTS)
-    for key, value in request.items():
-        if value is None:
-            continue
-        facts[str(key)] = value.value if isinstance(value, Enum) else value
-    facts["stage"] = stage.value
-    return facts
-
-
-def _context(
-    findings: list[dict[str, Any]],
-    stage: Stage,
-    request: dict[str, Any],
-    thresholds: dict[str, float],
-) -> cel.Context:
-    # One Context per decision: converting the variables once is ~10x cheaper than per rule.
-    return cel.Context(
-        variables={
-            "findings": findings,
-            "request": request,
-            "stage": stage.value,
-            "thresholds": thresholds,
-        }
+def _result(
+    rule: Rule, *, applies: bool, why: str, matched: bool = False, error: str | None = None
+) -> RuleResult:
+    return RuleResult(
+        rule=rule.id,
+        action=rule.action,
+        mode=rule.mode,
+        applies=applies,
+        matched=matched,
+        error=error,
+        why=why,
     )
 
 
-def _evaluate(program: cel.Program, context: cel.Context, where: str) -> bool:
+# --- loading ---------------------------------------------------------------------------------
+
+
+def load_policy(
+    path: Path, data: bytes | None = None, *, _chain: tuple[Path, ...] = ()
+) -> tuple[Policy | None, list[PolicyProblem]]:
+    """Build a policy from its file; every problem found (not just the first), positioned."""
+    where = str(path)
+    if data is None:
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None, [PolicyProblem(file=where, message="policy file not found")]
+        except OSError as exc:
+            return None, [PolicyProblem(file=where, message=f"cannot read policy file: {exc}")]
+    file_sha256 = hashlib.sha256(data).hexdigest()
     try:
-        result = program.execute(context)
-    except KeyError as exc:
-        # The CEL binding reports a missing map key (a typo'd field) as a bare KeyError.
-        raise PolicyError(f"{where}: condition failed to evaluate: no such field {exc}") from exc
-    except Exception as exc:
-        raise PolicyError(f"{where}: condition failed to evaluate: {exc}") from exc
-    if not isinstance(result, bool):
-        raise PolicyError(
-            f"{where}: condition must evaluate to a bool, got {type(result).__name__} {result!r}"
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, [PolicyProblem(file=where, message=f"policy file is not UTF-8: {exc}")]
+    document, problems = parse_yaml(text, path)
+    if problems:
+        return None, problems
+    lines = LineIndex(text)
+    try:
+        spec = PolicySpec.model_validate(document)
+    except ValidationError as exc:
+        return None, describe_validation(exc, path, lines, document)
+
+    base: Policy | None = None
+    origins: dict[str, _Origin] = {}
+    if spec.extends is not None:
+        base_path = _resolve_extends(spec.extends, path)
+        line, column = lines.position(("extends",))
+        if base_path is None:
+            return None, [
+                PolicyProblem(
+                    file=where,
+                    line=line,
+                    column=column,
+                    message=f"extends {spec.extends!r}: no such policy beside this file"
+                    " or in its parent directory",
+                )
+            ]
+        if base_path.resolve() in _chain or base_path.resolve() == path.resolve():
+            return None, [
+                PolicyProblem(file=where, line=line, column=column, message="extends forms a loop")
+            ]
+        base, base_problems = load_policy(base_path, _chain=(*_chain, path.resolve()))
+        if base is None:
+            return None, [
+                PolicyProblem(
+                    file=where, line=line, column=column, message=f"base policy {base_path}: {p}"
+                )
+                for p in base_problems
+            ]
+        rules, problems = _merge(spec, base, path, lines)
+        if problems:
+            return None, problems
+        for index, rule in enumerate(spec.add):
+            origins[rule.id] = _Origin(path, lines, ("add", index))
+        for rule_id in spec.overrides:
+            origins[rule_id] = _Origin(path, lines, ("overrides", rule_id))
+        sha256 = hashlib.sha256(f"{base.sha256}\n".encode() + data).hexdigest()
+    else:
+        rules = list(spec.rules)
+        for index, rule in enumerate(spec.rules):
+            origins[rule.id] = _Origin(path, lines, ("rules", index))
+        seen: dict[str, int] = {}
+        for index, rule in enumerate(spec.rules):
+            if rule.id in seen:
+                line, column = lines.position(("rules", index, "id"))
+                problems.append(
+                    PolicyProblem(
+                        file=where,
+                        line=line,
+                        column=column,
+                        rule=rule.id,
+                        message=f"duplicate rule id (first defined as rule #{seen[rule.id] + 1})",
+                    )
+                )
+            seen.setdefault(rule.id, index)
+        if problems:
+            return None, problems
+        sha256 = file_sha256
+
+    thresholds = dict(base.thresholds) if base is not None else {}
+    thresholds.update(spec.thresholds)
+    programs: dict[str, cel.Program] = {}
+    for rule in rules:
+        origin = origins.get(rule.id)
+        if origin is None and base is not None:
+            programs[rule.id] = base._programs[rule.id]  # unchanged base rule: compiled there
+            continue
+        assert origin is not None
+        program, rule_problems = _compile(rule, thresholds, origin)
+        problems += rule_problems
+        if program is not None:
+            programs[rule.id] = program
+    if any(p.severity == "error" for p in problems):
+        return None, problems
+    policy = Policy(
+        spec, rules, programs, path=path, sha256=sha256, base=base, file_sha256=file_sha256
+    )
+    return policy, problems
+
+
+def _resolve_extends(name: str, path: Path) -> Path | None:
+    candidates = [name] if name.endswith((".yaml", ".yml")) else [f"{name}.yaml", name]
+    for directory in (path.parent, path.parent.parent):
+        for candidate in candidates:
+            found = directory / candidate
+            if found.is_file():
+                return found
+    return None
+
+
+def _merge(
+    spec: PolicySpec, base: Policy, path: Path, lines: LineIndex
+) -> tuple[list[Rule], list[PolicyProblem]]:
+    """The overlay's effective rules: base order kept, overrides applied, disabled dropped."""
+    problems: list[PolicyProblem] = []
+    known = {rule.id for rule in base.rules}
+
+    def unknown(loc: tuple[str | int, ...], rule_id: str, what: str) -> None:
+        line, column = lines.position(loc)
+        problems.append(
+            PolicyProblem(
+                file=str(path),
+                line=line,
+                column=column,
+                rule=rule_id,
+                message=f"{what}: the base policy {base.id!r} has no such rule",
+            )
         )
-    return result
+
+    for rule_id in spec.overrides:
+        if rule_id not in known:
+            unknown(("overrides", rule_id), rule_id, "override")
+    for index, rule_id in enumerate(spec.disable):
+        if rule_id not in known:
+            unknown(("disable", index), rule_id, "disable")
+    rules: list[Rule] = []
+    for rule in base.rules:
+        if rule.id in spec.disable:
+            continue
+        override = spec.overrides.get(rule.id)
+        if override is not None:
+            changes = override.model_dump(exclude_unset=True)
+            try:
+                rule = Rule.model_validate({**rule.model_dump(), **changes})
+            except ValidationError as exc:
+                line, column = lines.position(("overrides", rule.id))
+                for error in exc.errors():
+                    problems.append(
+                        PolicyProblem(
+                            file=str(path),
+                            line=line,
+                            column=column,
+                            rule=rule.id,
+                            message=error["msg"].removeprefix("Value error, "),
+                        )
+                    )
+                continue
+        rules.append(rule)
+    for index, rule in enumerate(spec.add):
+        if rule.id in known:
+            line, column = lines.position(("add", index, "id"))
+            problems.append(
+                PolicyProblem(
+                    file=str(path),
+                    line=line,
+                    column=column,
+                    rule=rule.id,
+                    message="added rule has the id of a base rule (use `overrides`)",
+                )
+            )
+        known.add(rule.id)
+        rules.append(rule)
+    return rules, problems
 
 
-def _compile(rule: Rule, where: str, thresholds: dict[str, float]) -> cel.Program:
+def _compile(
+    rule: Rule, thresholds: dict[str, float], origin: _Origin
+) -> tuple[cel.Program | None, list[PolicyProblem]]:
+    when_loc = (*origin.loc, "when")
+    line, column = origin.lines.position(when_loc, key=False)
+    if line is None:  # an override that does not restate `when`
+        line, column = origin.lines.position(origin.loc)
+
+    def problem(message: str, at: tuple[int | None, int | None] = (line, column)) -> PolicyProblem:
+        return PolicyProblem(
+            file=str(origin.path), line=at[0], column=at[1], rule=rule.id, message=message
+        )
+
     try:
         program = cel.compile(rule.when)
     except Exception as exc:
-        raise PolicyError(f"{where}: invalid CEL condition: {exc}") from None
-    bound = set(_MACRO_VAR.findall(rule.when))
-    unknown = sorted(set(program.variables()) - _VARIABLES - bound)
+        text = str(exc)
+        at: tuple[int | None, int | None] = (line, column)
+        found = _CEL_POSITION.search(text)
+        if found:
+            inner = origin.lines.expression_position(
+                when_loc, int(found.group(1)), int(found.group(2))
+            )
+            at = (inner[0] or line, inner[1] or column)
+        detail = text.split("ERROR: ", 1)[-1].split("\n", 1)[0]
+        return None, [problem(f"invalid CEL condition: {detail}", at)]
+    bound = set(MACRO_VAR.findall(rule.when))
+    unknown = sorted(set(program.variables()) - VARIABLES - bound)
     if unknown:
-        raise PolicyError(
-            f"{where}: unknown variable(s) {', '.join(unknown)} in condition"
-            f" (available: {', '.join(sorted(_VARIABLES))})"
-        )
-    for stage, findings in _probes():
-        context = _context(findings, stage, _request_facts({}, stage), thresholds)
-        _evaluate(program, context, f"{where} [checked on a sample {stage.value} request]")
-    return program
-
-
-def _probes() -> list[tuple[Stage, list[dict[str, Any]]]]:
-    """Sample inputs every condition must evaluate on: no findings, and one of every kind."""
-    probes: list[tuple[Stage, list[dict[str, Any]]]] = []
-    for stage in Stage:
-        every_kind = [
-            Finding(
-                check="probe",
-                check_version="0",
-                category=category,
-                stage=stage,
-                state=state,
-                score=None if state is CheckState.NOT_CHECKED else 0.5,
-                threshold=0.5,
-                image_index=None if stage is Stage.PROMPT else 0,
-                details={"matched": ["probe"]} if state is CheckState.FLAGGED else {},
-            ).as_cel()
-            for category in Category
-            for state in CheckState
+        return None, [
+            problem(
+                f"unknown variable(s) {', '.join(unknown)} in condition"
+                f" (available: {', '.join(sorted(VARIABLES))})"
+            )
         ]
-        probes += [(stage, []), (stage, every_kind)]
-    return probes
+    for stage, findings in probe_inputs():
+        context = cel_context(findings, stage, request_facts({}, stage), thresholds)
+        try:
+            evaluate(program, context)
+        except PolicyError as exc:
+            return None, [problem(f"{exc} [checked on a sample {stage.value} request]")]
+    return program, []

@@ -12,12 +12,13 @@
         expect: {action: block, rule: block-sexual-prompt}   # rule: null = the default
 
 Every rule must have a case it decides ("deny" for a block rule) and a case that covers it
-but is decided otherwise; missing coverage is reported as a failed result per rule.
+but is decided otherwise; missing coverage is reported as a failed result per rule. For a tenant
+overlay, the rules it overrides or adds need that coverage (the base's tests cover the rest).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +28,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from genseal.errors import PolicyError
 
 from ._findings import Category, CheckState, Finding, Stage
-from ._policy import Action, Policy
+from ._policy import Policy
+from ._policy_model import Action
 
-__all__ = ["CaseResult", "run_policy_tests"]
+__all__ = ["CaseResult", "parse_findings", "run_policy_tests"]
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 
@@ -85,11 +87,21 @@ class _CompactFinding(BaseModel):
         )
 
 
+class _ShadowExpect(BaseModel):
+    model_config = _STRICT
+
+    action: Action
+    rule: str | None = None
+
+
 class _Expect(BaseModel):
     model_config = _STRICT
 
     action: Action
     rule: str | None = None
+    shadow: _ShadowExpect | None = Field(
+        default=None, description="The would-be decision of shadow rules (none: no difference)."
+    )
 
 
 class _Case(BaseModel):
@@ -148,9 +160,15 @@ def run_policy_tests(path: str | Path) -> list[CaseResult]:
         results.append(_run_case(policy, case, known))
         if case.expect.rule is not None:
             decided.add(case.expect.rule)
+        if case.expect.shadow is not None and case.expect.shadow.rule is not None:
+            decided.add(case.expect.shadow.rule)
         covered_otherwise.update(r for r in case.covers if r != case.expect.rule)
 
+    # An overlay's tests cover what the overlay changes; the base's own tests cover the rest.
+    own = set(policy.spec.overrides) | {r.id for r in policy.spec.add}
     for rule in policy.rules:
+        if policy.base is not None and rule.id not in own:
+            continue
         missing = []
         if rule.id not in decided:
             missing.append(f"no case where it decides ({rule.action.value})")
@@ -161,6 +179,20 @@ def run_policy_tests(path: str | Path) -> list[CaseResult]:
                 CaseResult(name=f"coverage: {rule.id}", passed=False, error="; ".join(missing))
             )
     return results
+
+
+def parse_findings(raw: Sequence[Any], stage: Stage) -> list[Finding]:
+    """Findings from test-file form: `Finding`s, full finding mappings (with `check_version`),
+    or compact ones (`"sexual:clean@prompt"`, `{category, score, ...}`)."""
+    findings: list[Finding] = []
+    for item in raw:
+        if isinstance(item, Finding):
+            findings.append(item)
+        elif isinstance(item, Mapping) and "check_version" in item:
+            findings.append(Finding.model_validate(item))
+        else:
+            findings.append(_CompactFinding.parse(item).to_finding(stage))
+    return findings
 
 
 def _load_test_file(path: Path) -> _TestFile:
@@ -184,22 +216,31 @@ def _run_case(policy: Policy, case: _Case, known: set[str]) -> CaseResult:
         "expected_action": case.expect.action,
         "expected_rule": case.expect.rule,
     }
-    unknown = [r for r in [*case.covers, case.expect.rule] if r is not None and r not in known]
+    shadow_rule = case.expect.shadow.rule if case.expect.shadow else None
+    unknown = [
+        r for r in [*case.covers, case.expect.rule, shadow_rule] if r is not None and r not in known
+    ]
     if unknown:
         return CaseResult(**expected, passed=False, error=f"unknown rule id(s): {unknown}")
     try:
-        findings = [_CompactFinding.parse(raw).to_finding(case.stage) for raw in case.findings]
+        findings = parse_findings(case.findings, case.stage)
     except ValidationError as exc:
         return CaseResult(**expected, passed=False, error=f"invalid finding: {exc}")
-    try:
-        decision = policy.decide(findings, case.stage, case.request)
-    except PolicyError as exc:
-        return CaseResult(**expected, passed=False, error=str(exc))
-    problems = []
+    decision = policy.decide(findings, case.stage, case.request)
+    problems = [f"rule {e.rule!r} failed to run: {e.error}" for e in decision.errors]
     if decision.action is not case.expect.action:
         problems.append(f"action {decision.action.value}, expected {case.expect.action.value}")
     if decision.rule != case.expect.rule:
         problems.append(f"decided by {decision.rule!r}, expected {case.expect.rule!r}")
+    shadow = decision.shadow
+    want = case.expect.shadow
+    got = (shadow.action, shadow.rule) if shadow else None
+    wanted = (want.action, want.rule) if want else None
+    if wanted != got:
+        problems.append(
+            f"shadow decision {got and (got[0].value, got[1])}, expected"
+            f" {wanted and (wanted[0].value, wanted[1])}"
+        )
     return CaseResult(
         **expected,
         passed=not problems,

@@ -22,6 +22,8 @@ from provenance import (
     SealClaim,
     SignedAsset,
     SigningIdentity,
+    Watermarker,
+    crop_print,
     fingerprint,
     init_identity,
 )
@@ -107,9 +109,7 @@ def store(tmp_path: Path) -> Iterator[ManifestStore]:
     manifest_store.close()
 
 
-def make_sealer(
-    signer: C2paSigner, watermarker: DwtDctSvdWatermarker, target: ManifestStore
-) -> SealFn:
+def make_sealer(signer: C2paSigner, watermarker: Watermarker, target: ManifestStore) -> SealFn:
     """The seal stage in miniature: watermark, encode, sign, fingerprint, store."""
 
     def seal(
@@ -133,6 +133,7 @@ def make_sealer(
             watermark_payload=payload,
             fingerprint_alg="pdq",
             fingerprint_hex=fingerprint(marked).hex,
+            fingerprint_crop=crop_print(marked),
             mime=mime,
             sha256=hashlib.sha256(signed.data).hexdigest(),
             created_at=dt.datetime.now(dt.UTC),

@@ -116,36 +116,39 @@ def test_policy_error_is_a_config_error() -> None:
         # the top level is not a mapping
         (lambda t: "- just\n- a list\n", r"must be a YAML mapping"),
         # unknown top-level field
-        (lambda t: t + "defualt_action: block\n", r"field 'defualt_action' \(line 2\d\): unknown"),
+        (
+            lambda t: t + "defualt_action: block\n",
+            r"broken\.yaml:2\d:1: field 'defualt_action': unknown",
+        ),
         # unknown rule field
         (
             lambda t: t.replace("    reason: art is fine\n", "    reasons: art\n"),
-            r"rule 'allow-art' field 'reasons' \(line 11\): unknown field",
+            r"broken\.yaml:11:5: rule 'allow-art': field 'reasons': unknown field",
         ),
         # CEL syntax error
         (
             lambda t: t.replace("request.n > 4", "request.n >"),
-            r"rule 'block-many' \(line 18\): invalid CEL condition",
+            r"broken\.yaml:18:\d+: rule 'block-many': invalid CEL condition",
         ),
         # a condition that is not a bool
         (
             lambda t: t.replace("request.n > 4", "request.n + 4"),
-            r"rule 'block-many' \(line 18\).*must evaluate to a bool, got int",
+            r"broken\.yaml:18:\d+: rule 'block-many'.*must evaluate to a bool, got int",
         ),
         # a YAML bool where a CEL string belongs
         (
             lambda t: t.replace("'request.n > 4'", "true"),
-            r"rule 'block-many' field 'when' \(line 18\)",
+            r"broken\.yaml:18:\d+: rule 'block-many': field 'when'",
         ),
         # duplicate rule id
         (
             lambda t: t.replace("id: block-many", "id: block-sexual"),
-            r"rule 'block-sexual' \(line 17\): duplicate rule id",
+            r"broken\.yaml:17:\d+: rule 'block-sexual': duplicate rule id",
         ),
         # a variable the engine does not provide
         (
             lambda t: t.replace("request.n > 4", "req.n > 4"),
-            r"rule 'block-many' \(line 18\): unknown variable\(s\) req",
+            r"broken\.yaml:18:\d+: rule 'block-many': unknown variable\(s\) req",
         ),
         # a finding field that does not exist
         (
@@ -165,15 +168,18 @@ def test_policy_error_is_a_config_error() -> None:
         # an unknown category and an invalid regex
         (lambda t: t.replace("  sexual: [nude]", "  sexy: [nude]"), r"'prompt_terms.sexy'"),
         (lambda t: t + "prompt_patterns: {sexual: ['(']}\n", r"invalid regex '\('"),
-        # an action that does not exist (yet)
-        (lambda t: t.replace("action: allow", "action: blur"), r"rule 'allow-art' field 'action'"),
+        # an action that does not exist
+        (
+            lambda t: t.replace("action: allow", "action: quarantine"),
+            r"rule 'allow-art': field 'action'.*'quarantine'",
+        ),
         # a duplicate key: YAML would silently keep the second condition
         (
             lambda t: t.replace("    action: allow\n", "    action: allow\n    when: 'true'\n"),
-            r"duplicate key 'when' \(line 11\)",
+            r"broken\.yaml:11:5: duplicate key 'when'",
         ),
         # a version YAML reads as a number
-        (lambda t: t.replace('version: "3"', "version: 3"), r"field 'version' \(line 2\)"),
+        (lambda t: t.replace('version: "3"', "version: 3"), r"broken\.yaml:2:\d+: field 'version'"),
     ],
 )
 def test_load_errors_name_the_file_rule_and_line(
@@ -251,13 +257,17 @@ def test_request_facts_are_normalised(policy: Policy) -> None:
     assert policy.decide([], Stage.PROMPT, {"n": 5}).rule == "block-many"
 
 
-def test_evaluation_error_at_decide_time_raises(tmp_path: Path) -> None:
+def test_evaluation_error_at_decide_time_fails_closed(tmp_path: Path) -> None:
     # Passes every load-time probe (n is 1 there), fails on a real request: fail closed.
     text = VALID.replace("request.n > 4", 'request.n > 4 && request.tier == "gold"')
     policy = Policy.load(_write(tmp_path, text))
 
-    with pytest.raises(PolicyError, match=r"rule 'block-many'.*no such field 'tier'"):
-        policy.decide([], Stage.PROMPT, {"n": 5})
+    decision = policy.decide([], Stage.PROMPT, {"n": 5})
+
+    assert decision.blocked and decision.rule == "block-many"
+    [error] = decision.errors
+    assert error.rule == "block-many" and "no such field 'tier'" in error.error
+    assert "failing closed" in (decision.reason or "")
 
 
 def test_default_action_block_needs_a_message(tmp_path: Path) -> None:

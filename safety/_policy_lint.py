@@ -1,0 +1,210 @@
+"""`genseal policy lint`: every problem in a policy file, at file:line:column.
+
+Errors are what stops a file loading (YAML, schema, unknown fields and actions, CEL syntax,
+unknown variables, conditions that are not bool or fail on sample inputs, duplicate or unknown
+rule ids). Warnings are rules that load but cannot do anything:
+
+- **never fires**: false on every sample input (every stage it applies to; no findings, one
+  finding of every category/state/stage at low and high scores, all of them together; with and
+  without an input image and consent). Rules that compare request fields the samples cannot
+  guess (tenant, purpose, model, preset, operation, consent details) are not judged.
+- **shadowed**: an earlier enforced rule for the same stage whose action wins (or ties, and
+  comes first) holds whenever this one does — the same condition, `true`, or on every sample
+  input where this rule fires — so this rule can never decide.
+
+Both warnings come from sampling, not proof: they find the common mistakes (a stage filter that
+contradicts the condition, a copy-pasted condition), not every dead rule.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import cel
+
+from genseal.errors import PolicyError
+
+from ._findings import Category, CheckState, Finding, Stage
+from ._policy import Policy, load_policy
+from ._policy_eval import probe_inputs, request_facts
+from ._policy_tests import run_policy_tests
+from ._policy_yaml import LineIndex, PolicyProblem
+
+__all__ = ["lint_policy"]
+
+_UNGUESSABLE = re.compile(r"request\s*\.\s*(tenant|purpose|model|preset|operation|consent)\b")
+
+
+def lint_policy(path: str | Path) -> list[PolicyProblem]:
+    """Errors (the file does not load) and warnings (rules that cannot fire or decide)."""
+    path = Path(path)
+    if path.name.endswith("_test.yaml"):
+        return _lint_test_file(path)
+    policy, problems = load_policy(path)
+    if policy is None or any(p.severity == "error" for p in problems):
+        return problems
+    try:
+        lines = LineIndex(path.read_text(encoding="utf-8"))
+    except OSError:
+        lines = LineIndex("")
+    locations = _rule_locations(policy)
+    contexts = _contexts(policy.thresholds)
+    fires = {rule.id: _firing(policy, rule.id, contexts) for rule in policy.rules}
+    rank = {action: i for i, action in enumerate(policy.spec.precedence)}
+
+    def warn(rule_id: str, message: str) -> None:
+        line, column = lines.position(locations[rule_id])
+        problems.append(
+            PolicyProblem(
+                file=str(path),
+                line=line,
+                column=column,
+                rule=rule_id,
+                severity="warning",
+                message=message,
+            )
+        )
+
+    for index, rule in enumerate(policy.rules):
+        if rule.id not in locations:
+            continue  # an unchanged base rule: linted with its own file
+        if fires[rule.id] is not None and not fires[rule.id]:
+            warn(rule.id, "never fires: the condition is false on every sample input")
+            continue
+        if rule.mode == "shadow":
+            continue
+        for earlier in policy.rules[:index]:
+            if earlier.mode == "shadow" or rank[earlier.action] > rank[rule.action]:
+                continue
+            if earlier.stage is not None and earlier.stage is not rule.stage:
+                continue
+            same = _normal(earlier.when) in (_normal(rule.when), "true")
+            mine, theirs = fires[rule.id], fires[earlier.id]
+            implied = bool(mine) and mine is not None and theirs is not None and mine <= theirs
+            if same or implied:
+                warn(
+                    rule.id,
+                    f"shadowed by earlier rule {earlier.id!r} ({earlier.action.value}): it holds"
+                    " whenever this one does, so this rule never decides",
+                )
+                break
+    return problems
+
+
+def _lint_test_file(path: Path) -> list[PolicyProblem]:
+    """A test file given to lint (e.g. `policies/*.yaml`): it must load, with its policy."""
+    try:
+        run_policy_tests(path)
+    except PolicyError as exc:
+        return [PolicyProblem(file=str(path), message=str(exc))]
+    return []
+
+
+def _rule_locations(policy: Policy) -> dict[str, tuple[str | int, ...]]:
+    """Where each rule defined in this file is (an overlay defines only what it changes)."""
+    spec = policy.spec
+    found: dict[str, tuple[str | int, ...]] = {}
+    for index, rule in enumerate(spec.rules):
+        found.setdefault(rule.id, ("rules", index, "id"))
+    for index, rule in enumerate(spec.add):
+        found.setdefault(rule.id, ("add", index, "id"))
+    for rule_id in spec.overrides:
+        found.setdefault(rule_id, ("overrides", rule_id))
+    return found
+
+
+def _normal(expression: str) -> str:
+    return re.sub(r"\s+", "", expression)
+
+
+def _contexts(thresholds: dict[str, float]) -> list[tuple[Stage, cel.Context]]:
+    # Built once per file: converting the variables dominates the cost of evaluating.
+    scores = tuple(sorted({0.0, 0.5, 1.0, *(v for v in thresholds.values() if 0 <= v <= 1)}))
+    return [
+        (
+            stage,
+            cel.Context(
+                variables={
+                    "findings": findings,
+                    "request": request_facts(request, stage),
+                    "stage": stage.value,
+                    "thresholds": thresholds,
+                }
+            ),
+        )
+        for stage, findings, request in _samples(scores)
+    ]
+
+
+def _firing(
+    policy: Policy, rule_id: str, contexts: list[tuple[Stage, cel.Context]]
+) -> frozenset[int] | None:
+    """Indices of the sample inputs on which the rule holds; None when it cannot be judged."""
+    rule = next(r for r in policy.rules if r.id == rule_id)
+    if _UNGUESSABLE.search(rule.when):
+        return None
+    program: cel.Program = policy._programs[rule_id]
+    fired: set[int] = set()
+    for index, (stage, context) in enumerate(contexts):
+        if rule.stage is not None and rule.stage is not stage:
+            continue
+        try:
+            if program.execute(context) is True:
+                fired.add(index)
+        except Exception:
+            continue  # a sample it cannot run on is not one it fires on
+    return frozenset(fired)
+
+
+@cache
+def _samples(
+    scores: tuple[float, ...],
+) -> tuple[tuple[Stage, list[dict[str, Any]], dict[str, Any]], ...]:
+    """Sample inputs: request variants on the empty and all-kinds finding sets; single
+    findings (every category, state, earlier-or-same stage, score) on a plain request."""
+    requests = [
+        {"has_input_image": image, "has_consent": consent, "n": n}
+        for image in (False, True)
+        for consent in (False, True)
+        for n in (1, 8)
+        if n == 1 or (image and consent)
+    ]
+    samples: list[tuple[Stage, list[dict[str, Any]], dict[str, Any]]] = []
+    stages = list(Stage)
+    for stage, findings in probe_inputs():
+        samples += [(stage, findings, request) for request in requests]
+    for position, stage in enumerate(stages):
+        plain = {"has_input_image": stage is not Stage.PROMPT}
+        seen = stages[: position + 1]
+        for score in scores:
+            together = [
+                _finding(category, state, at, score)
+                for category in Category
+                for state in CheckState
+                for at in seen
+            ]
+            samples += [(stage, together, request) for request in requests]
+        for category in Category:
+            for at in seen:
+                samples.append((stage, [_finding(category, CheckState.NOT_CHECKED, at, 0)], plain))
+                for state in (CheckState.FLAGGED, CheckState.CLEAN):
+                    for score in scores:
+                        samples.append((stage, [_finding(category, state, at, score)], plain))
+    return tuple(samples)
+
+
+def _finding(category: Category, state: CheckState, stage: Stage, score: float) -> dict[str, Any]:
+    return Finding(
+        check="sample",
+        check_version="0",
+        category=category,
+        stage=stage,
+        state=state,
+        score=None if state is CheckState.NOT_CHECKED else score,
+        threshold=0.5,
+        image_index=None if stage is Stage.PROMPT else 0,
+        details={"matched": ["sample"]} if state is CheckState.FLAGGED else {},
+    ).as_cel()
