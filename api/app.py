@@ -330,10 +330,13 @@ def create_app(service: SealedGenerationService) -> FastAPI:
         tenant: Annotated[str | None, Depends(require_key)],
         prompt: Annotated[str | None, Form()] = None,
         image: Annotated[UploadFile | None, File()] = None,
+        purpose: Annotated[str | None, Form(max_length=200)] = None,
     ) -> ScreenResult:
         data = await read_upload(image, "image") if image is not None else None
         return await _in_thread(
-            lambda: service.screen(prompt=prompt, image_bytes=data, tenant=_tenant_of(tenant))
+            lambda: service.screen(
+                prompt=prompt, image_bytes=data, tenant=_tenant_of(tenant), purpose=purpose
+            )
         )
 
     @app.post(

@@ -9,19 +9,16 @@ image leaves, and the failure is recorded in the audit log as an ``error`` decis
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Any, cast
 
 import structlog
 from PIL import Image
 
-import genseal
 from gen._backend import GenerationParams, ImageBackend
 from gen._backend_diffusers import DiffusersBackend
 from gen._decisions import Outcome, audit_record, blur, carry
@@ -36,6 +33,7 @@ from gen._requests import (
     WithheldImage,
 )
 from gen._reviews import ReviewRecord, ReviewStore
+from gen._sealer import Sealer, SealJob
 from gen._settings import Settings
 from gen._verification import build_verifier
 from genseal.errors import GensealError, InputError
@@ -43,15 +41,11 @@ from provenance import (
     AuditEvent,
     C2paSigner,
     IngredientSpec,
-    ManifestRecord,
-    ManifestSigner,
     ManifestStore,
-    SealClaim,
     SigningIdentity,
     Verifier,
     Watermarker,
     ensure_identity,
-    fingerprint,
     make_watermarker,
 )
 from safety import (
@@ -99,8 +93,8 @@ class SealedGenerationService:
         self.identity = ensure_identity(settings.home)
         if self.identity.created and on_identity_created is not None:
             on_identity_created(self.identity)
-        self.signer: ManifestSigner = C2paSigner(self.identity)
         self.store = ManifestStore(settings.store_url)
+        self.sealer = Sealer(self.watermarker, C2paSigner(self.identity), self.store)
         self._load_backend = backend_loader or self._default_backend_loader
         self._backends: dict[str, ImageBackend] = {}
         self._backends_lock = threading.Lock()
@@ -415,95 +409,6 @@ class SealedGenerationService:
             )
         return IngredientSpec(data=request.image, mime=MIME_TYPES[fmt], title=request.image_name)
 
-    def _seal(
-        self,
-        image: Image.Image,
-        *,
-        index: int,
-        seed: int | None,
-        request_id: str,
-        tenant: str | None,
-        fmt: ImageFormat,
-        model_id: str,
-        model_version: str | None,
-        findings: list[Finding],
-        decision: Decision,
-        input_decision: Decision | None,
-        ingredient: IngredientSpec | None,
-        consent: dict[str, Any] | None,
-        context: dict[str, Any] | None = None,
-        blurred: bool = False,
-        review: dict[str, Any] | None = None,
-    ) -> SealedImage:
-        """Watermark, then sign over the watermarked pixels, then store. Raises on any failure."""
-        genseal_id = str(uuid.uuid4())
-        payload = uuid.UUID(genseal_id).hex[:8]
-        marked = self.watermarker.embed(image, payload)
-        data = encode_image(marked, fmt)
-        mime = MIME_TYPES[fmt]
-        print_ = fingerprint(marked)
-        moderation = _moderation_assertion(
-            genseal_id=genseal_id,
-            request_id=request_id,
-            decision=decision,
-            input_decision=input_decision,
-            findings=findings,
-            consent=consent,
-            blurred=blurred,
-            review=review,
-        )
-        model = f"{model_id}@{model_version}" if model_version else model_id
-        claim = SealClaim(
-            genseal_id=genseal_id,
-            title=f"genseal-{genseal_id[:8]}-{index}{'.jpg' if fmt == 'jpeg' else '.' + fmt}",
-            software_agent=f"genseal {genseal.__version__}",
-            model_id=model,
-            kind="edited" if ingredient is not None else "created",
-            moderation=moderation,
-            soft_binding_alg=f"org.genseal.{self.watermarker.name}.{self.watermarker.version}",
-            soft_binding_value=payload,
-            ingredient=ingredient,
-        )
-        signed = self.signer.sign(data, mime, claim)
-        sha256 = hashlib.sha256(signed.data).hexdigest()
-        self.store.add(
-            ManifestRecord(
-                id=genseal_id,
-                manifest_label=signed.manifest_label,
-                manifest_store=signed.manifest_store,
-                watermark_alg=self.watermarker.name,
-                watermark_payload=payload,
-                fingerprint_alg=print_.algorithm,
-                fingerprint_hex=print_.hex,
-                mime=mime,
-                sha256=sha256,
-                tenant=tenant,
-                model_id=model,
-                decision=decision.action.value,
-                created_at=datetime.now(UTC),
-            )
-        )
-        record = audit_record(decision, findings, context or {})
-        if blurred:
-            record["blurred"] = True
-        if review is not None:
-            record["review"] = review
-        self._audit("released", request_id, tenant, record, manifest_id=genseal_id)
-        log.info("sealed", request_id=request_id, manifest_id=genseal_id, mime=mime)
-        return SealedImage(
-            index=index,
-            manifest_id=genseal_id,
-            manifest_label=signed.manifest_label,
-            mime=mime,
-            sha256=sha256,
-            watermark=f"{self.watermarker.name}:{payload}",
-            fingerprint=print_.hex,
-            seed=seed,
-            findings=findings,
-            decision=decision,
-            data=signed.data,
-        )
-
     def _dispose(
         self,
         outcome: Outcome,
@@ -573,22 +478,24 @@ class SealedGenerationService:
         blurred = decision.action is Action.BLUR
         with _timed(timings, "seal"):
             outcome.released.append(
-                self._seal(
+                self.sealer.seal(
                     blur(image) if blurred else image,
-                    index=index,
-                    seed=seed,
-                    request_id=request_id,
-                    tenant=tenant,
-                    fmt=fmt,
-                    model_id=model_id,
-                    model_version=model_version,
-                    findings=findings,
-                    decision=decision,
-                    input_decision=input_decision,
-                    ingredient=ingredient,
-                    consent=consent,
-                    context=context,
-                    blurred=blurred,
+                    SealJob(
+                        index=index,
+                        seed=seed,
+                        request_id=request_id,
+                        tenant=tenant,
+                        fmt=fmt,
+                        model_id=model_id,
+                        model_version=model_version,
+                        findings=findings,
+                        decision=decision,
+                        input_decision=input_decision,
+                        ingredient=ingredient,
+                        consent=consent,
+                        context=context,
+                        blurred=blurred,
+                    ),
                 )
             )
 
@@ -619,27 +526,29 @@ class SealedGenerationService:
             else None
         )
         with self._recorded(review.request_id, review.tenant, "review"):
-            sealed = self._seal(
+            sealed = self.sealer.seal(
                 image,
-                index=review.index,
-                seed=review.seed,
-                request_id=review.request_id,
-                tenant=review.tenant,
-                fmt=cast(ImageFormat, review.output_format),
-                model_id=review.model_id,
-                model_version=review.model_version,
-                findings=review.findings,
-                decision=review.decision,
-                input_decision=review.input_decision,
-                ingredient=ingredient,
-                consent=review.consent,
-                context=review.context,
-                review={
-                    "outcome": "approved",
-                    "review_id": review_id,
-                    "reviewer": reviewer,
-                    "note": note,
-                },
+                SealJob(
+                    index=review.index,
+                    seed=review.seed,
+                    request_id=review.request_id,
+                    tenant=review.tenant,
+                    fmt=cast(ImageFormat, review.output_format),
+                    model_id=review.model_id,
+                    model_version=review.model_version,
+                    findings=review.findings,
+                    decision=review.decision,
+                    input_decision=review.input_decision,
+                    ingredient=ingredient,
+                    consent=review.consent,
+                    context=review.context,
+                    review={
+                        "outcome": "approved",
+                        "review_id": review_id,
+                        "reviewer": reviewer,
+                        "note": note,
+                    },
+                ),
             )
         # The manifest id encodes the model too; model_id here is the plain model id.
         decided = self.reviews.decide(
@@ -727,59 +636,6 @@ class SealedGenerationService:
             except Exception as audit_exc:  # the store itself may be what failed
                 log.error("could not record the failure", error=str(audit_exc))
             raise
-
-
-def _moderation_assertion(
-    *,
-    genseal_id: str,
-    request_id: str,
-    decision: Decision,
-    input_decision: Decision | None,
-    findings: Sequence[Finding],
-    consent: dict[str, Any] | None,
-    blurred: bool = False,
-    review: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The ``org.genseal.moderation`` assertion: what was checked and decided, never the prompt."""
-    assertion: dict[str, Any] = {
-        "genseal_id": genseal_id,
-        "request_id": request_id,
-        "decision": decision.action.value,
-        "rule": decision.rule,
-        "severity": decision.severity.value,
-        "policy": {
-            "id": decision.policy_id,
-            "version": decision.policy_version,
-            "sha256": decision.policy_sha256,
-            **({"base_sha256": decision.base_policy_sha256} if decision.base_policy_sha256 else {}),
-        },
-        "checks": [
-            {
-                "check": f.check,
-                "version": f.check_version,
-                "category": f.category.value,
-                "stage": f.stage.value,
-                "state": f.state.value,
-                "score": f.score,
-                **({"reason": f.reason} if f.state.value == "not_checked" else {}),
-            }
-            for f in findings
-        ],
-    }
-    if input_decision is not None:
-        assertion["input_decision"] = input_decision.action.value
-    if consent is not None:
-        assertion["consent"] = consent
-    if blurred:
-        assertion["blurred"] = True
-    if decision.shadow is not None:
-        assertion["shadow"] = {
-            "decision": decision.shadow.action.value,
-            "rule": decision.shadow.rule,
-        }
-    if review is not None:
-        assertion["review"] = {k: v for k, v in review.items() if k in ("outcome", "review_id")}
-    return assertion
 
 
 def _screener_for(policy: Policy) -> Screener:

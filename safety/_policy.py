@@ -131,7 +131,7 @@ class Policy:
         file_sha256: str = "",
     ) -> None:
         self.spec = spec
-        self._file_sha256 = file_sha256 or sha256
+        self.file_sha256 = file_sha256 or sha256  # of this file alone (overlays: sha256 differs)
         self.path = path
         self.sha256 = sha256
         self.base = base
@@ -189,12 +189,6 @@ class Policy:
         if self.spec.default_message is not None or self.base is None:
             return self.spec.default_message
         return self.base.default_message
-
-    def files(self) -> dict[Path, str]:
-        """Every file this policy was built from, with the sha256 of its bytes (hot reload)."""
-        found = dict(self.base.files()) if self.base is not None else {}
-        found[self.path] = self._file_sha256
-        return found
 
     def __repr__(self) -> str:
         return f"Policy(id={self.id!r}, version={self.version!r}, path={str(self.path)!r})"

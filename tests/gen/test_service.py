@@ -29,7 +29,7 @@ class _RefusingSigner:
 def test_signing_failure_releases_nothing_and_is_recorded(
     service: SealedGenerationService,
 ) -> None:
-    service.signer = _RefusingSigner()
+    service.sealer.signer = _RefusingSigner()
     with pytest.raises(SigningError):
         service.generate(FOX)
     [entry] = service.store.audit_entries()

@@ -1,0 +1,183 @@
+"""The seal stage: watermark, then sign over the watermarked pixels, then store and audit.
+
+Only images a policy released reach here; everything in it raises on failure, and the service
+turns any failure into a recorded ``error`` with nothing released.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from PIL import Image
+
+import genseal
+from gen._decisions import audit_record
+from gen._images import MIME_TYPES, ImageFormat, encode_image, extension
+from gen._requests import SealedImage
+from provenance import (
+    IngredientSpec,
+    ManifestRecord,
+    ManifestSigner,
+    ManifestStore,
+    SealClaim,
+    Watermarker,
+    fingerprint,
+)
+from safety import Decision, Finding
+
+log = structlog.get_logger("genseal.sealer")
+
+
+@dataclass(frozen=True, slots=True)
+class SealJob:
+    """Everything the manifest and the audit entry record about one released image."""
+
+    index: int
+    request_id: str
+    tenant: str | None
+    fmt: ImageFormat
+    model_id: str
+    model_version: str | None
+    findings: list[Finding]
+    decision: Decision
+    seed: int | None = None
+    input_decision: Decision | None = None
+    ingredient: IngredientSpec | None = None
+    consent: dict[str, Any] | None = None
+    context: dict[str, Any] = field(default_factory=dict)
+    blurred: bool = False
+    review: dict[str, Any] | None = None
+
+
+class Sealer:
+    """Seals released images with one watermarker, one C2PA signer and one manifest store."""
+
+    def __init__(
+        self, watermarker: Watermarker, signer: ManifestSigner, store: ManifestStore
+    ) -> None:
+        self.watermarker = watermarker
+        self.signer = signer
+        self.store = store
+
+    def seal(self, image: Image.Image, job: SealJob) -> SealedImage:
+        genseal_id = str(uuid.uuid4())
+        # The watermark carries a short id derived from the manifest id; the fingerprint is
+        # what confirms it on recovery (32 bits alone collide).
+        payload = uuid.UUID(genseal_id).hex[:8]
+        marked = self.watermarker.embed(image, payload)
+        data = encode_image(marked, job.fmt)
+        mime = MIME_TYPES[job.fmt]
+        print_ = fingerprint(marked)
+        model = f"{job.model_id}@{job.model_version}" if job.model_version else job.model_id
+        claim = SealClaim(
+            genseal_id=genseal_id,
+            title=f"genseal-{genseal_id[:8]}-{job.index}{extension(job.fmt)}",
+            software_agent=f"genseal {genseal.__version__}",
+            model_id=model,
+            kind="edited" if job.ingredient is not None else "created",
+            moderation=moderation_assertion(genseal_id, job),
+            soft_binding_alg=f"org.genseal.{self.watermarker.name}.{self.watermarker.version}",
+            soft_binding_value=payload,
+            ingredient=job.ingredient,
+        )
+        signed = self.signer.sign(data, mime, claim)
+        sha256 = hashlib.sha256(signed.data).hexdigest()
+        self.store.add(
+            ManifestRecord(
+                id=genseal_id,
+                manifest_label=signed.manifest_label,
+                manifest_store=signed.manifest_store,
+                watermark_alg=self.watermarker.name,
+                watermark_payload=payload,
+                fingerprint_alg=print_.algorithm,
+                fingerprint_hex=print_.hex,
+                mime=mime,
+                sha256=sha256,
+                tenant=job.tenant,
+                model_id=model,
+                decision=job.decision.action.value,
+                created_at=datetime.now(UTC),
+            )
+        )
+        record = audit_record(job.decision, job.findings, job.context)
+        if job.blurred:
+            record["blurred"] = True
+        if job.review is not None:
+            record["review"] = job.review
+        self.store.append_audit(
+            event="released",
+            request_id=job.request_id,
+            tenant=job.tenant,
+            decision=record,
+            manifest_id=genseal_id,
+        )
+        log.info("sealed", request_id=job.request_id, manifest_id=genseal_id, mime=mime)
+        return SealedImage(
+            index=job.index,
+            manifest_id=genseal_id,
+            manifest_label=signed.manifest_label,
+            mime=mime,
+            sha256=sha256,
+            watermark=f"{self.watermarker.name}:{payload}",
+            fingerprint=print_.hex,
+            seed=job.seed,
+            findings=job.findings,
+            decision=job.decision,
+            data=signed.data,
+        )
+
+
+def moderation_assertion(genseal_id: str, job: SealJob) -> dict[str, Any]:
+    """The ``org.genseal.moderation`` assertion: what was checked and decided, never the prompt."""
+    decision = job.decision
+    assertion: dict[str, Any] = {
+        "genseal_id": genseal_id,
+        "request_id": job.request_id,
+        "decision": decision.action.value,
+        "rule": decision.rule,
+        "severity": decision.severity.value,
+        "policy": {
+            "id": decision.policy_id,
+            "version": decision.policy_version,
+            "sha256": decision.policy_sha256,
+            **({"base_sha256": decision.base_policy_sha256} if decision.base_policy_sha256 else {}),
+        },
+        "checks": _checks(job.findings),
+    }
+    if job.input_decision is not None:
+        assertion["input_decision"] = job.input_decision.action.value
+    if job.consent is not None:
+        assertion["consent"] = job.consent
+    if job.blurred:
+        assertion["blurred"] = True
+    if decision.shadow is not None:
+        assertion["shadow"] = {
+            "decision": decision.shadow.action.value,
+            "rule": decision.shadow.rule,
+        }
+    if job.review is not None:
+        # Who reviewed and their note stay in the audit log; the manifest says only the outcome.
+        review = job.review
+        assertion["review"] = {k: v for k, v in review.items() if k in ("outcome", "review_id")}
+    return assertion
+
+
+def _checks(findings: Sequence[Finding]) -> list[dict[str, Any]]:
+    return [
+        {
+            "check": f.check,
+            "version": f.check_version,
+            "category": f.category.value,
+            "stage": f.stage.value,
+            "state": f.state.value,
+            "score": f.score,
+            **({"reason": f.reason} if f.state.value == "not_checked" else {}),
+        }
+        for f in findings
+    ]
