@@ -765,7 +765,10 @@ def serve(
 
 @app.command()
 def bench(
-    name: Annotated[str, typer.Argument(help="seal, checks, watermark, verify or generate.")],
+    name: Annotated[
+        str,
+        typer.Argument(help="seal, checks, watermark, verify, generate, robustness or store."),
+    ],
     runs: Annotated[int, typer.Option(min=1, help="Measured runs.")] = 20,
     as_json: JsonOption = False,
 ) -> None:

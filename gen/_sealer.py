@@ -27,6 +27,7 @@ from provenance import (
     ManifestStore,
     SealClaim,
     Watermarker,
+    crop_print,
     fingerprint,
 )
 from safety import Decision, Finding
@@ -97,6 +98,7 @@ class Sealer:
                 watermark_payload=payload,
                 fingerprint_alg=print_.algorithm,
                 fingerprint_hex=print_.hex,
+                fingerprint_crop=crop_print(marked),
                 mime=mime,
                 sha256=sha256,
                 tenant=job.tenant,

@@ -75,3 +75,24 @@ def test_the_prompt_is_never_written_into_the_manifest(service: SealedGeneration
     secret = "a red fox named Zorblax"
     result = service.generate(FOX.model_copy(update={"prompt": secret}))
     assert b"Zorblax" not in result.images[0].data
+
+
+def test_rivagan_sealed_image_is_recovered_after_a_crop(tmp_path: Path) -> None:
+    import io
+
+    from PIL import Image
+
+    from tests._media import photo
+
+    service = SealedGenerationService(Settings(home=tmp_path / "home", watermark="rivagan"))
+    sealed = service.seal(photo("astronaut", size=512), source_model="elsewhere").images[0]
+    image = Image.open(io.BytesIO(sealed.data)).convert("RGB")
+    cropped = image.crop((0, 0, int(512 * 0.9), int(512 * 0.9)))  # 10 % off a corner
+    buffer = io.BytesIO()
+    cropped.save(buffer, format="JPEG", quality=90)
+
+    recovery = service.verifier().verify(buffer.getvalue(), "cropped.jpg").recovery
+    assert recovery.found
+    assert recovery.manifest_id == sealed.manifest_id
+    assert "watermark" in recovery.evidence
+    assert {"fingerprint", "crop_fingerprint"} & set(recovery.evidence)
