@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from PIL import Image, ImageFilter
 
-from gen._requests import HeldImage, SealedImage, WithheldImage
+from gen._requests import GenerationResult, HeldImage, SealedImage, WithheldImage
 from safety import Action, Decision, Finding, Policy
 
 __all__ = ["Outcome", "audit_record", "blur", "carry"]
@@ -31,6 +31,28 @@ class Outcome:
     def deciding(self) -> Decision:
         first = self.released or self.held or self.withheld
         return first[0].decision
+
+    def result(
+        self,
+        request_id: str,
+        findings: list[Finding],
+        timings: dict[str, float],
+        *,
+        model_id: str | None,
+        model_version: str | None = None,
+    ) -> GenerationResult:
+        return GenerationResult(
+            request_id=request_id,
+            status=self.status,
+            decision=self.deciding,
+            findings=findings,
+            images=self.released,
+            withheld=self.withheld,
+            held=self.held,
+            model_id=model_id,
+            model_version=model_version,
+            timings_ms={k: round(v, 2) for k, v in timings.items()},
+        )
 
 
 def carry(policy: Policy, input_decision: Decision, output_decision: Decision) -> Decision:

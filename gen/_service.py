@@ -194,17 +194,12 @@ class SealedGenerationService:
                     timings=timings,
                 )
 
-            return GenerationResult(
-                request_id=request_id,
-                status=outcome.status,
-                decision=outcome.deciding,
-                findings=findings,
-                images=outcome.released,
-                withheld=outcome.withheld,
-                held=outcome.held,
+            return outcome.result(
+                request_id,
+                findings,
+                timings,
                 model_id=backend.model_id,
                 model_version=backend.model_version,
-                timings_ms={k: round(v, 2) for k, v in timings.items()},
             )
 
     def seal(
@@ -273,17 +268,7 @@ class SealedGenerationService:
                 request=None,
                 timings=timings,
             )
-            return GenerationResult(
-                request_id=request_id,
-                status=outcome.status,
-                decision=outcome.deciding,
-                findings=findings,
-                images=outcome.released,
-                withheld=outcome.withheld,
-                held=outcome.held,
-                model_id=source_model,
-                timings_ms={k: round(v, 2) for k, v in timings.items()},
-            )
+            return outcome.result(request_id, findings, timings, model_id=source_model)
 
     def screen(
         self,
