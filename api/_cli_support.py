@@ -1,0 +1,154 @@
+"""What every ``genseal`` command shares: consoles, options, settings, error handling."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, cast
+
+import typer
+from rich.console import Console
+
+from genseal.errors import GensealError, InputError
+
+if TYPE_CHECKING:
+    from gen import ImageFormat
+
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_BLOCKED, EXIT_HELD = 0, 1, 2, 3, 4
+
+out = Console()
+err = Console(stderr=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+PolicyOption = Annotated[
+    Path | None,
+    typer.Option("--policy", help="Policy file (default: policies/default.yaml).", dir_okay=False),
+]
+
+
+TenantOption = Annotated[
+    str | None, typer.Option("--tenant", help="Tenant id: its policy overlay applies.")
+]
+PurposeOption = Annotated[
+    str | None, typer.Option("--purpose", help="What the image is for (policy context).")
+]
+
+
+def _settings(**overrides: Any) -> Any:
+    from gen import Settings
+
+    settings = Settings()
+    updates = {k: v for k, v in overrides.items() if v is not None}
+    return settings.model_copy(update=updates) if updates else settings
+
+
+def _warn_dev_identity(identity: Any) -> None:
+    err.print(
+        f"[yellow]warning:[/] created a development signing identity in {identity.home / 'keys'}."
+        " Images it seals verify as trusted only where its root is a trust anchor"
+        " (`genseal keys root`). Use your organisation's certificate in production."
+    )
+
+
+def _service(**overrides: Any) -> Any:
+    from gen import SealedGenerationService
+
+    return SealedGenerationService(_settings(**overrides), on_identity_created=_warn_dev_identity)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Turn genseal's errors into a message and an exit code; never a traceback."""
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except GensealError as exc:
+        _fail(str(exc), exc.exit_code)
+    except Exception as exc:
+        if os.environ.get("GENSEAL_DEBUG"):
+            raise
+        _fail(f"internal error: {type(exc).__name__}: {exc} (set GENSEAL_DEBUG=1 for details)", 1)
+
+
+def _read_file(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError as exc:
+        raise InputError(f"{what} {path} does not exist") from exc
+    except IsADirectoryError as exc:
+        raise InputError(f"{what} {path} is a directory") from exc
+    except OSError as exc:
+        raise InputError(f"cannot read {what} {path}: {exc.strerror}") from exc
+
+
+def _write_images(result: Any, out_dir: Path) -> list[Path]:
+    """Write sealed images atomically; a half-written file never appears under its final name."""
+    from gen import MIME_TYPES, extension
+
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create output directory {out_dir}: {exc.strerror}") from exc
+    paths: list[Path] = []
+    for image in result.images:
+        fmt = next(f for f, mime in MIME_TYPES.items() if mime == image.mime)
+        path = out_dir / f"genseal-{image.manifest_id[:8]}-{image.index}{extension(fmt)}"
+        partial = path.with_name(path.name + ".partial")
+        partial.write_bytes(image.data)
+        partial.replace(path)
+        paths.append(path)
+    return paths
+
+
+def _emit_result(result: Any, out_dir: Path, as_json: bool) -> None:
+    from api._render import render_generation
+
+    paths = _write_images(result, out_dir) if result.released else []
+    if as_json:
+        payload = result.model_dump(mode="json")
+        for image, path in zip(payload["images"], paths, strict=True):
+            image["path"] = str(path)
+        payload["files"] = [str(p) for p in paths]
+        typer.echo(json.dumps(payload, indent=2))
+    else:
+        render_generation(out, result, paths)
+    if result.status == "held":
+        raise typer.Exit(EXIT_HELD)
+    if not result.released:
+        raise typer.Exit(EXIT_BLOCKED)
+
+
+def _consent(subject: str | None, reference: str | None) -> Any:
+    from gen import ConsentAttestation
+
+    if subject is None and reference is None:
+        return None
+    if not subject or not reference:
+        raise InputError(
+            "a consent attestation needs both --consent-subject and --consent-reference"
+        )
+    return ConsentAttestation(subject=subject, reference=reference)
+
+
+def _format(fmt: str | None) -> ImageFormat | None:
+    if fmt is None:
+        return None
+    if fmt not in ("png", "jpeg", "webp"):
+        raise InputError(f"--format must be png, jpeg or webp, not {fmt!r}")
+    return cast("ImageFormat", fmt)
+
+
+def _dump(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+# -- commands -------------------------------------------------------------------------------------
