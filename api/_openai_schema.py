@@ -10,8 +10,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api._jobs import Job
 from gen import ConsentAttestation, HeldImage, ReviewRecord, ScreenResult
-from provenance import ProvenanceReport
+from provenance import AuditEntry, ProvenanceReport
 from safety import Decision, Finding
 
 
@@ -38,12 +39,21 @@ class ImageGenerationBody(BaseModel):
     consent: ConsentAttestation | None = Field(
         default=None, description="Attestation that the person shown consented."
     )
+    webhook: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="With `Prefer: respond-async`: POSTed the finished job (Standard Webhooks "
+        "signature, retried with back-off).",
+    )
 
 
 class ImageDatum(BaseModel):
     """One released image, OpenAI's ``data[]`` item plus genseal's fields."""
 
-    b64_json: str
+    b64_json: str | None = Field(default=None, description="The sealed image (b64_json format).")
+    url: str | None = Field(
+        default=None, description="Where to fetch the sealed image (url format; expires)."
+    )
     revised_prompt: str | None = None
     manifest_id: str
     manifest_label: str
@@ -141,13 +151,36 @@ class ReviewList(BaseModel):
     data: list[ReviewRecord]
 
 
+class JobList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[Job]
+
+
+class AuditList(BaseModel):
+    """A page of the audit log, newest first."""
+
+    object: Literal["list"] = "list"
+    data: list[AuditEntry]
+    next_before: int | None = Field(
+        default=None, description="Pass as `before` for the next (older) page; None at the end."
+    )
+
+
+class AuditVerification(BaseModel):
+    intact: bool = Field(description="Every entry links to the one before; none was removed.")
+    problem: str | None = Field(default=None, description="Where the chain first breaks.")
+
+
 __all__ = [
+    "AuditList",
+    "AuditVerification",
     "ErrorDetail",
     "ErrorResponse",
     "Health",
     "ImageDatum",
     "ImageGenerationBody",
     "ImagesResponse",
+    "JobList",
     "PolicyEvaluateBody",
     "PolicySummary",
     "ProvenanceReport",

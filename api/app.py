@@ -1,83 +1,176 @@
-"""The HTTP API: OpenAI-compatible image endpoints, sealing, screening and verification.
+"""The HTTP API: OpenAI-compatible image endpoints, jobs, sealing, screening and verification.
 
 ``create_app(service)`` builds the FastAPI application; ``genseal serve`` runs it. Every error
 leaves through one handler, in the OpenAI error shape.
+
+The image endpoints run inline by default. ``Prefer: respond-async`` makes them a job (202 and
+``GET /v1/jobs/{id}``, optionally a signed webhook); an ``Idempotency-Key`` header makes a
+retried request return the first answer instead of generating twice.
 """
+
+from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
-import time
+import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Form, Header, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 import genseal
+from api._auth import Caller, Gatekeeper
+from api._files import ImageFiles, load_secret
+from api._jobs import Job, JobKind, JobStore
 from api._openai_schema import (
+    AuditList,
     ErrorResponse,
-    GensealMeta,
     Health,
-    ImageDatum,
     ImageGenerationBody,
     ImagesResponse,
+    JobList,
     PolicyEvaluateBody,
     PolicySummary,
     ReviewDecisionBody,
     ReviewList,
 )
-from gen import (
-    ConsentAttestation,
-    GenerationRequest,
-    GenerationResult,
-    ReviewRecord,
-    ScreenResult,
-    SealedGenerationService,
-    parse_size,
+from api._operations import EditFields, Operations, SealFields, error_body, error_reply
+from api._tenants import TenantStore
+from api._webhooks import WebhookDispatcher, validate_webhook_url
+from api._worker import JobRunner
+from gen import ConsentAttestation, ReviewRecord, ScreenResult, SealedGenerationService
+from genseal.errors import (
+    ConflictError,
+    GensealError,
+    InputError,
+    NotFoundError,
+    PayloadTooLargeError,
+    RateLimitError,
 )
-from genseal.errors import GensealError, InputError, NotFoundError, PayloadTooLargeError
 from provenance import ProvenanceReport
 from safety import Explanation, explain
 
 T = TypeVar("T")
 
-
-class PolicyBlocked(Exception):
-    """Raised inside a handler to answer a policy block the OpenAI way (HTTP 400)."""
-
-    def __init__(self, result: GenerationResult) -> None:
-        super().__init__(result.decision.message or "blocked by content policy")
-        self.result = result
-
-
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "Bad input or blocked by content policy."},
     401: {"model": ErrorResponse, "description": "Missing or wrong API key."},
     413: {"model": ErrorResponse, "description": "Upload over the size or pixel limit."},
+    429: {"model": ErrorResponse, "description": "Over the rate limit (see Retry-After)."},
     500: {"model": ErrorResponse, "description": "Internal error; nothing was released."},
+    503: {"model": ErrorResponse, "description": "The database is unavailable; retry."},
+}
+_IMAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **_ERRORS,
+    202: {
+        "model": Job,
+        "description": "With `Prefer: respond-async`: the queued job (poll `Location`). "
+        "Without: held for human review (an images response with no images).",
+    },
+    409: {"model": ErrorResponse, "description": "Idempotency-Key reused for another request."},
 }
 
+PreferHeader = Annotated[
+    str | None,
+    Header(
+        description="`respond-async`: answer 202 with a job at once instead of waiting.",
+    ),
+]
+IdempotencyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=255,
+        description="Same key + same request → the first answer again (no second generation); "
+        "same key + another request → 409.",
+    ),
+]
 
-def _error(status: int, message: str, code: str, kind: str, **extra: Any) -> JSONResponse:
-    body = {"error": {"message": message, "type": kind, "param": None, "code": code, **extra}}
-    return JSONResponse(status_code=status, content=body)
+
+_bearer = HTTPBearer(auto_error=False)
 
 
-def create_app(service: SealedGenerationService) -> FastAPI:
+def _caller(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Caller:
+    gatekeeper: Gatekeeper = request.app.state.genseal.gatekeeper
+    found = gatekeeper.authenticate(credentials.credentials if credentials else None)
+    gatekeeper.limit_caller(found)
+    return found
+
+
+CallerDep = Annotated[Caller, Depends(_caller)]
+
+
+@dataclass
+class Components:
+    """What the app runs on besides the service; exposed as ``app.state.genseal``."""
+
+    tenants: TenantStore
+    jobs: JobStore
+    files: ImageFiles
+    gatekeeper: Gatekeeper
+    operations: Operations
+    runner: JobRunner
+    webhooks: WebhookDispatcher
+
+
+def create_app(
+    service: SealedGenerationService, *, webhook_transport: Any | None = None
+) -> FastAPI:
     settings = service.settings
+    url = settings.store_url
+    tenants = TenantStore(url)
+    jobs = JobStore(
+        url, lease_seconds=settings.job_lease_seconds, max_attempts=settings.job_max_attempts
+    )
+    files = ImageFiles(
+        url, load_secret(settings.home, "url-signing.key"), settings.image_url_ttl_seconds
+    )
+    gatekeeper = Gatekeeper(settings, tenants)
+    operations = Operations(service, files)
+    default_secret = "whsec_" + _b64(load_secret(settings.home, "webhook.key"))
+
+    def webhook_secret(tenant: str | None) -> str:
+        if tenant is None or tenant.startswith("key-"):
+            return default_secret
+        return tenants.webhook_secret(tenant)
+
+    webhooks = WebhookDispatcher(
+        jobs,
+        webhook_secret,
+        allow_private=settings.webhook_allow_private,
+        max_attempts=settings.webhook_max_attempts,
+        retry_seconds=settings.webhook_retry_seconds,
+        transport=webhook_transport,
+    )
+    runner = JobRunner(
+        jobs,
+        operations,
+        threads=settings.workers,
+        lease_seconds=settings.job_lease_seconds,
+        on_finished=lambda _job_id, _reply: webhooks.wake(),
+    )
+    components = Components(tenants, jobs, files, gatekeeper, operations, runner, webhooks)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # Hot reload: a changed policy file is validated, then swapped in (or rejected).
         service.policy_reloader.start(settings.policy_reload_seconds)
+        runner.start()
+        webhooks.start()
         try:
             yield
         finally:
+            runner.stop()
+            webhooks.stop()
             service.policy_reloader.stop()
 
     app = FastAPI(
@@ -89,55 +182,43 @@ def create_app(service: SealedGenerationService) -> FastAPI:
             "policy, watermarked and signed with C2PA before release. The `/v1/images/*` "
             "endpoints follow the OpenAI Images API: the official `openai` client works with "
             "`base_url` and an API key. A policy block answers HTTP 400 with error code "
-            "`content_policy_violation`."
+            "`content_policy_violation`.\n\n"
+            "**Auth**: `Authorization: Bearer <key>` (keys from `genseal tenants create`); "
+            "open when no tenant exists. **Rate limits** per tenant, and per address on "
+            "`/v1/verify`: 429 with `Retry-After`. **Async**: `Prefer: respond-async` → 202 "
+            "and a job; `webhook` gets the finished job, signed per Standard Webhooks. "
+            "**Idempotency**: the `Idempotency-Key` header."
         ),
     )
-    bearer = HTTPBearer(auto_error=False)
+    app.state.genseal = components
 
-    def require_key(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    ) -> str | None:
-        if not settings.api_keys:
-            return None
-        given = credentials.credentials if credentials else ""
-        if not any(hmac.compare_digest(given, key) for key in settings.api_keys):
-            raise _Unauthorized()
-        return given
-
-    @app.exception_handler(PolicyBlocked)
-    def _blocked(_: Request, exc: PolicyBlocked) -> JSONResponse:
-        result = exc.result
-        return _error(
-            400,
-            str(exc),
-            "content_policy_violation",
-            "invalid_request_error",
-            decision=result.decision.model_dump(mode="json"),
-            findings=[f.model_dump(mode="json") for f in result.findings],
-            request_id=result.request_id,
-        )
+    # -- errors ------------------------------------------------------------------------------
 
     @app.exception_handler(GensealError)
     def _genseal_error(_: Request, exc: GensealError) -> JSONResponse:
-        kind = "invalid_request_error" if exc.http_status < 500 else "server_error"
-        return _error(exc.http_status, str(exc), exc.code, kind)
-
-    @app.exception_handler(_Unauthorized)
-    def _unauthorized(_: Request, __: _Unauthorized) -> JSONResponse:
-        return _error(401, "missing or invalid API key", "invalid_api_key", "authentication_error")
+        reply = error_reply(exc)
+        headers = {}
+        if isinstance(exc, RateLimitError):
+            headers = {"Retry-After": str(exc.retry_after), "X-RateLimit-Limit": exc.limit}
+        if exc.http_status == 401:
+            headers = {"WWW-Authenticate": "Bearer"}
+        return JSONResponse(reply.body, reply.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
         message = f"{where}: {first.get('msg', 'invalid request')}" if where else "invalid request"
-        return _error(400, message, "invalid_request", "invalid_request_error")
+        return JSONResponse(
+            error_body(message, "invalid_request", "invalid_request_error"), status_code=400
+        )
 
     @app.exception_handler(Exception)
     def _internal(_: Request, exc: Exception) -> JSONResponse:
-        return _error(
-            500, f"internal error: {type(exc).__name__}", "internal_error", "server_error"
-        )
+        reply = error_reply(exc)
+        return JSONResponse(reply.body, reply.status)
+
+    # -- the shared path of the image endpoints ----------------------------------------------
 
     async def read_upload(upload: UploadFile, what: str) -> bytes:
         data = await upload.read(settings.max_upload_bytes + 1)
@@ -147,105 +228,109 @@ def create_app(service: SealedGenerationService) -> FastAPI:
             )
         return data
 
-    def images_response(
-        result: GenerationResult, prompt: str | None, response: Response
-    ) -> ImagesResponse:
-        if result.status == "blocked":
-            raise PolicyBlocked(result)
-        if result.status == "held":
-            # Accepted, not released: the images wait for a reviewer (GET /v1/reviews/{id}).
-            response.status_code = 202
-        return ImagesResponse(
-            created=int(time.time()),
-            output_format=result.images[0].mime.split("/")[1] if result.images else None,
-            data=[
-                ImageDatum(
-                    b64_json=base64.b64encode(image.data).decode(),
-                    revised_prompt=prompt,
-                    manifest_id=image.manifest_id,
-                    manifest_label=image.manifest_label,
-                    watermark=image.watermark,
-                    seed=image.seed,
-                    decision=image.decision,
-                    findings=image.findings,
-                )
-                for image in result.images
-            ],
-            genseal=GensealMeta(
-                request_id=result.request_id,
-                status=result.status,
-                decision=result.decision,
-                findings=result.findings,
-                withheld=[w.model_dump(mode="json") for w in result.withheld],
-                held=result.held,
-                model=result.model_id,
-                model_version=result.model_version,
-            ),
-        )
-
-    def size_of(size: str | None) -> tuple[int, int] | None:
-        if size is None or size == "auto":
-            return None
-        try:
-            return parse_size(size)
-        except ValueError as exc:
-            raise InputError(str(exc)) from exc
-
-    def reject_url_format(response_format: str) -> None:
-        if response_format != "b64_json":
-            raise InputError(
-                "response_format 'url' is not offered: sealed images are returned inline as "
-                "b64_json so that no unsealed copy is ever stored for download"
+    async def submit(
+        kind: JobKind,
+        fields: dict[str, Any],
+        image: bytes | None,
+        who: Caller,
+        request: Request,
+        *,
+        prefer: str | None,
+        idempotency_key: str | None,
+        webhook: str | None,
+    ) -> Response:
+        asynchronous = "respond-async" in (prefer or "").lower()
+        if webhook is not None:
+            if not asynchronous:
+                raise InputError("webhook needs async mode: send 'Prefer: respond-async'")
+            validate_webhook_url(webhook, allow_private=settings.webhook_allow_private)
+        base_url = settings.public_url or str(request.base_url)
+        if not asynchronous and idempotency_key is None:
+            reply = await _in_thread(
+                lambda: operations.run(kind, fields, image, tenant=who.tenant, base_url=base_url)
             )
+            return JSONResponse(reply.body, reply.status)
+
+        digest = _request_digest(kind, fields, image, asynchronous, webhook)
+        worker = None if asynchronous else runner.worker_name("http")
+        job_id, created = await _in_thread(
+            lambda: jobs.submit(
+                kind=kind,
+                tenant=who.tenant,
+                request=fields,
+                input_blob=image,
+                request_sha256=digest,
+                base_url=base_url,
+                asynchronous=asynchronous,
+                idempotency_key=idempotency_key,
+                webhook_url=webhook,
+                worker=worker,
+            )
+        )
+        if asynchronous:
+            if created:
+                runner.notify()
+            job = jobs.get(job_id, who.tenant)
+            headers = {"Location": f"/v1/jobs/{job_id}", "Preference-Applied": "respond-async"}
+            if not created:
+                headers["Idempotent-Replayed"] = "true"
+            return JSONResponse(job.model_dump(mode="json"), 202, headers=headers)
+        if created:
+            assert worker is not None
+            reply = await _in_thread(runner.run_inline, job_id, worker)
+            return JSONResponse(reply.body, reply.status)
+        stored = jobs.reply(job_id)
+        if stored is None:
+            raise ConflictError(
+                "a request with this Idempotency-Key is still being processed; retry later"
+            )
+        return JSONResponse(stored.body, stored.status, headers={"Idempotent-Replayed": "true"})
+
+    # -- images ------------------------------------------------------------------------------
 
     @app.post(
         "/v1/images/generations",
         response_model=ImagesResponse,
-        responses=_ERRORS,
+        responses=_IMAGE_RESPONSES,
         tags=["images"],
         summary="Create images from a prompt (OpenAI-compatible)",
     )
-    def create_images(
+    async def create_images(
         body: ImageGenerationBody,
-        tenant: Annotated[str | None, Depends(require_key)],
-        response: Response,
-    ) -> ImagesResponse:
-        reject_url_format(body.response_format)
-        result = service.generate(
-            GenerationRequest(
-                prompt=body.prompt,
-                negative_prompt=body.negative_prompt,
-                preset=body.preset,
-                model=body.model,
-                n=body.n,
-                seed=body.seed,
-                steps=body.steps,
-                size=size_of(body.size),
-                output_format=body.output_format,
-                tenant=_tenant_of(tenant),
-                purpose=body.purpose,
-                consent=body.consent,
-            )
+        who: CallerDep,
+        request: Request,
+        prefer: PreferHeader = None,
+        idempotency_key: IdempotencyHeader = None,
+    ) -> Response:
+        fields = body.model_dump(mode="json", exclude={"webhook", "user"}, exclude_none=True)
+        return await submit(
+            "generations",
+            fields,
+            None,
+            who,
+            request,
+            prefer=prefer,
+            idempotency_key=idempotency_key,
+            webhook=body.webhook,
         )
-        return images_response(result, body.prompt, response)
 
     @app.post(
         "/v1/images/edits",
         response_model=ImagesResponse,
-        responses=_ERRORS,
+        responses=_IMAGE_RESPONSES,
         tags=["images"],
         summary="Create images from an input image and a prompt (OpenAI-compatible)",
     )
     async def edit_images(
-        tenant: Annotated[str | None, Depends(require_key)],
-        response: Response,
+        who: CallerDep,
+        request: Request,
         image: Annotated[UploadFile, File(description="The input image (PNG, JPEG, WebP).")],
         prompt: Annotated[str, Form()] = "",
         model: Annotated[str | None, Form()] = None,
         n: Annotated[int, Form(ge=1, le=8)] = 1,
         size: Annotated[str | None, Form()] = None,
-        response_format: Annotated[str, Form()] = "b64_json",
-        output_format: Annotated[str | None, Form()] = None,
+        response_format: Annotated[Literal["b64_json", "url"], Form()] = "b64_json",
+        output_format: Annotated[Literal["png", "jpeg", "webp"] | None, Form()] = None,
         preset: Annotated[str | None, Form(description="e.g. figurine")] = None,
         seed: Annotated[int | None, Form(ge=0)] = None,
         steps: Annotated[int | None, Form(ge=1, le=150)] = None,
@@ -258,12 +343,14 @@ def create_app(service: SealedGenerationService) -> FastAPI:
         consent_reference: Annotated[
             str | None, Form(description="Consent attestation: the platform's consent record.")
         ] = None,
-    ) -> ImagesResponse:
-        reject_url_format(response_format)
+        webhook: Annotated[
+            str | None, Form(description="With `Prefer: respond-async`: gets the finished job.")
+        ] = None,
+        prefer: PreferHeader = None,
+        idempotency_key: IdempotencyHeader = None,
+    ) -> Response:
         if mask is not None:
             raise InputError("mask is not supported: genseal edits the whole image")
-        if output_format not in (None, "png", "jpeg", "webp"):
-            raise InputError("output_format must be png, jpeg or webp")
         if (consent_subject is None) != (consent_reference is None):
             raise InputError("consent needs both consent_subject and consent_reference")
         consent = (
@@ -272,52 +359,86 @@ def create_app(service: SealedGenerationService) -> FastAPI:
             else None
         )
         data = await read_upload(image, "image")
-        request = GenerationRequest(
+        fields = EditFields(
             prompt=prompt,
-            image=data,
             image_name=image.filename or "input image",
-            preset=preset,
             model=model,
             n=n,
+            size=size,
+            response_format=response_format,
+            output_format=output_format,
+            preset=preset,
             seed=seed,
             steps=steps,
-            size=size_of(size),
             strength=strength,
-            output_format=output_format,  # type: ignore[arg-type]
-            tenant=_tenant_of(tenant),
             purpose=purpose,
             consent=consent,
+        ).model_dump(mode="json", exclude_none=True)
+        return await submit(
+            "edits",
+            fields,
+            data,
+            who,
+            request,
+            prefer=prefer,
+            idempotency_key=idempotency_key,
+            webhook=webhook,
         )
-        result = await _in_thread(service.generate, request)
-        return images_response(result, prompt or None, response)
 
     @app.post(
         "/v1/seal",
         response_model=ImagesResponse,
-        responses=_ERRORS,
+        responses=_IMAGE_RESPONSES,
         tags=["provenance"],
         summary="Screen, watermark and sign an image generated elsewhere",
     )
     async def seal_image(
-        tenant: Annotated[str | None, Depends(require_key)],
-        response: Response,
+        who: CallerDep,
+        request: Request,
         image: Annotated[UploadFile, File()],
         source_model: Annotated[str | None, Form()] = None,
         prompt: Annotated[str | None, Form()] = None,
         purpose: Annotated[str | None, Form(max_length=200)] = None,
-    ) -> ImagesResponse:
+        response_format: Annotated[Literal["b64_json", "url"], Form()] = "b64_json",
+        webhook: Annotated[
+            str | None, Form(description="With `Prefer: respond-async`: gets the finished job.")
+        ] = None,
+        prefer: PreferHeader = None,
+        idempotency_key: IdempotencyHeader = None,
+    ) -> Response:
         data = await read_upload(image, "image")
-        result = await _in_thread(
-            lambda: service.seal(
-                data,
-                source_model=source_model,
-                prompt=prompt,
-                tenant=_tenant_of(tenant),
-                purpose=purpose,
-                image_name=image.filename or "image",
-            )
+        fields = SealFields(
+            image_name=image.filename or "image",
+            source_model=source_model,
+            prompt=prompt,
+            purpose=purpose,
+            response_format=response_format,
+        ).model_dump(mode="json", exclude_none=True)
+        return await submit(
+            "seal",
+            fields,
+            data,
+            who,
+            request,
+            prefer=prefer,
+            idempotency_key=idempotency_key,
+            webhook=webhook,
         )
-        return images_response(result, prompt, response)
+
+    @app.get(
+        "/v1/files/{image_id}",
+        responses={200: {"content": {"image/png": {}}}, 404: {"model": ErrorResponse}},
+        response_class=Response,
+        tags=["images"],
+        summary="A sealed image by its signed URL (response_format=url); no key needed",
+    )
+    def get_file(
+        image_id: str,
+        expires: Annotated[int, Query()],
+        signature: Annotated[str, Query(max_length=128)],
+    ) -> Response:
+        data, mime = files.open(image_id, expires, signature)
+        return Response(content=data, media_type=mime, headers={"Cache-Control": "private"})
 
     @app.post(
         "/v1/screen",
@@ -327,7 +448,7 @@ def create_app(service: SealedGenerationService) -> FastAPI:
         summary="Findings and the policy decision, without generating",
     )
     async def screen(
-        tenant: Annotated[str | None, Depends(require_key)],
+        who: CallerDep,
         prompt: Annotated[str | None, Form()] = None,
         image: Annotated[UploadFile | None, File()] = None,
         purpose: Annotated[str | None, Form(max_length=200)] = None,
@@ -335,9 +456,37 @@ def create_app(service: SealedGenerationService) -> FastAPI:
         data = await read_upload(image, "image") if image is not None else None
         return await _in_thread(
             lambda: service.screen(
-                prompt=prompt, image_bytes=data, tenant=_tenant_of(tenant), purpose=purpose
+                prompt=prompt, image_bytes=data, tenant=who.tenant, purpose=purpose
             )
         )
+
+    # -- jobs --------------------------------------------------------------------------------
+
+    @app.get(
+        "/v1/jobs/{job_id}",
+        response_model=Job,
+        responses={**_ERRORS, 404: {"model": ErrorResponse}},
+        tags=["jobs"],
+        summary="A job's state, progress and, once finished, its result",
+    )
+    def get_job(job_id: str, who: CallerDep) -> Job:
+        return jobs.get(job_id, who.tenant)
+
+    @app.get(
+        "/v1/jobs",
+        response_model=JobList,
+        responses=_ERRORS,
+        tags=["jobs"],
+        summary="The caller's recent jobs, newest first",
+    )
+    def list_jobs(
+        who: CallerDep,
+        status: Literal["queued", "running", "succeeded", "blocked", "failed"] | None = None,
+        limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    ) -> JobList:
+        return JobList(data=jobs.recent(who.tenant, limit=limit, status=status))
+
+    # -- provenance --------------------------------------------------------------------------
 
     @app.post(
         "/v1/verify",
@@ -345,10 +494,13 @@ def create_app(service: SealedGenerationService) -> FastAPI:
         responses=_ERRORS,
         tags=["provenance"],
         summary="Provenance report of an image: C2PA, watermark, recovered manifest",
+        description="No API key needed; rate-limited per client address.",
     )
     async def verify(
+        request: Request,
         file: Annotated[UploadFile, File(description="The image to verify.")],
     ) -> ProvenanceReport:
+        gatekeeper.limit_address(request.client.host if request.client else "unknown")
         data = await read_upload(file, "file")
         verifier = service.verifier()
         return await _in_thread(verifier.verify, data, file.filename or "upload")
@@ -360,15 +512,34 @@ def create_app(service: SealedGenerationService) -> FastAPI:
         tags=["provenance"],
         summary="The C2PA manifest store of a sealed image (a .c2pa sidecar)",
     )
-    def get_manifest(manifest_id: str) -> Response:
+    def get_manifest(manifest_id: str, who: CallerDep) -> Response:
         record = service.store.get(manifest_id)
-        if record is None:
-            return _error(404, f"no manifest {manifest_id}", "not_found", "invalid_request_error")
+        if record is None or (who.tenant is not None and record.tenant != who.tenant):
+            raise NotFoundError(f"no manifest {manifest_id}")
         return Response(
             content=record.manifest_store,
             media_type="application/c2pa",
             headers={"Content-Disposition": f'attachment; filename="{manifest_id}.c2pa"'},
         )
+
+    @app.get(
+        "/v1/audit",
+        response_model=AuditList,
+        responses=_ERRORS,
+        tags=["provenance"],
+        summary="The caller's audit entries (hash-chained decisions), newest first",
+    )
+    def list_audit(
+        who: CallerDep,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        before: Annotated[int | None, Query(ge=1, description="Entries older than seq.")] = None,
+    ) -> AuditList:
+        entries = service.store.audit_entries(limit=limit, tenant=who.tenant, before_seq=before)
+        return AuditList(
+            data=entries, next_before=entries[-1].seq if len(entries) == limit else None
+        )
+
+    # -- policy ------------------------------------------------------------------------------
 
     @app.get("/v1/policy", response_model=PolicySummary, tags=["policy"])
     def get_policy() -> PolicySummary:
@@ -393,16 +564,16 @@ def create_app(service: SealedGenerationService) -> FastAPI:
         tags=["policy"],
         summary="Decide on given findings and explain every rule (nothing is generated)",
     )
-    def evaluate_policy(
-        body: PolicyEvaluateBody, key: Annotated[str | None, Depends(require_key)]
-    ) -> Explanation:
+    def evaluate_policy(body: PolicyEvaluateBody, who: CallerDep) -> Explanation:
         # A caller may only try its own overlay: the tenant comes from the key when auth is on.
-        tenant = _tenant_of(key) if key is not None else body.tenant
+        tenant = who.tenant if who.tenant is not None else body.tenant
         policy = service.policies.for_tenant(tenant)
         try:
             return explain(policy, body.stage, body.findings, {**body.request, "tenant": tenant})
         except ValueError as exc:
             raise InputError(f"invalid findings: {exc}") from exc
+
+    # -- reviews -----------------------------------------------------------------------------
 
     @app.get(
         "/v1/reviews",
@@ -412,18 +583,16 @@ def create_app(service: SealedGenerationService) -> FastAPI:
         summary="The review queue: images held for a human (pending by default)",
     )
     def list_reviews(
-        key: Annotated[str | None, Depends(require_key)],
+        who: CallerDep,
         status: Literal["pending", "approved", "rejected", "all"] = "pending",
     ) -> ReviewList:
         return ReviewList(
-            data=service.reviews.list(
-                status=None if status == "all" else status, tenant=_tenant_of(key)
-            )
+            data=service.reviews.list(status=None if status == "all" else status, tenant=who.tenant)
         )
 
-    def own_review(review_id: str, key: str | None) -> ReviewRecord:
+    def own_review(review_id: str, who: Caller) -> ReviewRecord:
         review = service.reviews.get(review_id)
-        if key is not None and review.tenant != _tenant_of(key):
+        if who.tenant is not None and review.tenant != who.tenant:
             raise NotFoundError(f"no review {review_id}")  # another tenant's: not even its id
         return review
 
@@ -433,10 +602,8 @@ def create_app(service: SealedGenerationService) -> FastAPI:
         responses={**_ERRORS, 404: {"model": ErrorResponse}},
         tags=["reviews"],
     )
-    def get_review(
-        review_id: str, key: Annotated[str | None, Depends(require_key)]
-    ) -> ReviewRecord:
-        return own_review(review_id, key)
+    def get_review(review_id: str, who: CallerDep) -> ReviewRecord:
+        return own_review(review_id, who)
 
     @app.post(
         "/v1/reviews/{review_id}",
@@ -446,11 +613,9 @@ def create_app(service: SealedGenerationService) -> FastAPI:
         summary="Approve (seal and release) or reject a held image",
     )
     async def decide_review(
-        review_id: str,
-        body: ReviewDecisionBody,
-        key: Annotated[str | None, Depends(require_key)],
+        review_id: str, body: ReviewDecisionBody, who: CallerDep
     ) -> ReviewRecord:
-        own_review(review_id, key)
+        own_review(review_id, who)
         if body.decision == "approve":
             record, _ = await _in_thread(
                 lambda: service.approve_review(review_id, reviewer=body.reviewer, note=body.note)
@@ -467,13 +632,13 @@ def create_app(service: SealedGenerationService) -> FastAPI:
         tags=["reviews"],
         summary="The sealed image of an approved review",
     )
-    def get_review_image(
-        review_id: str, key: Annotated[str | None, Depends(require_key)]
-    ) -> Response:
-        review = own_review(review_id, key)
+    def get_review_image(review_id: str, who: CallerDep) -> Response:
+        review = own_review(review_id, who)
         if review.status != "approved":
             raise NotFoundError(f"review {review_id} is {review.status}: no released image")
         return Response(content=service.reviews.sealed(review_id), media_type=review.mime)
+
+    # -- service -----------------------------------------------------------------------------
 
     @app.get("/healthz", response_model=Health, tags=["service"])
     def healthz() -> Health:
@@ -489,17 +654,31 @@ def create_app(service: SealedGenerationService) -> FastAPI:
     return app
 
 
-class _Unauthorized(Exception):
-    pass
+def _request_digest(
+    kind: str, fields: dict[str, Any], image: bytes | None, asynchronous: bool, webhook: str | None
+) -> str:
+    """What an Idempotency-Key is bound to: the request as asked, image by its digest."""
+    canonical = json.dumps(
+        {
+            "kind": kind,
+            "fields": fields,
+            "image": hashlib.sha256(image).hexdigest() if image is not None else None,
+            "async": asynchronous,
+            "webhook": webhook,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _tenant_of(api_key: str | None) -> str | None:
-    # Until tenants have their own records, the tenant is named by a digest of its key.
-    if api_key is None:
-        return None
-    return "key-" + hashlib.sha256(api_key.encode()).hexdigest()[:12]
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
 
 
 async def _in_thread(func: Callable[..., T], *args: Any) -> T:
     """Run blocking model, crypto and database work off the event loop."""
     return await run_in_threadpool(func, *args)
+
+
+__all__ = ["Components", "create_app"]

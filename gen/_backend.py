@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import secrets
+from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass
 from typing import Literal, Protocol, runtime_checkable
 
@@ -84,6 +85,8 @@ class GenerationParams:
     guidance_scale: float | None = None
     strength: float = 0.75
     init_image: Image.Image | None = None
+    # Called after each denoising step with (steps done, steps in all): job progress.
+    on_step: Callable[[int, int], None] | None = None
 
     @property
     def mode(self) -> Mode:

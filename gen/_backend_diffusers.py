@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Final
 
@@ -176,6 +176,8 @@ class DiffusersBackend:
         }
         if request.negative_prompt:
             kwargs["negative_prompt"] = request.negative_prompt
+        if params.on_step is not None:
+            kwargs["callback_on_step_end"] = _step_reporter(params.on_step)
         if request.init_image is None:
             pipeline = self._text2img
             kwargs.update(width=request.width, height=request.height)
@@ -358,3 +360,11 @@ def _quiet_loading() -> Iterator[None]:
             diffusers_logging.enable_progress_bar()
         if previous[1]:
             transformers_logging.enable_progress_bar()
+
+
+def _step_reporter(on_step: Callable[[int, int], None]) -> Any:
+    def callback(pipeline: Any, step: int, _timestep: Any, tensors: dict[str, Any]) -> Any:
+        on_step(step + 1, int(getattr(pipeline, "num_timesteps", 0) or step + 1))
+        return tensors
+
+    return callback

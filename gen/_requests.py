@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from typing import Any, Literal
 
@@ -56,6 +58,14 @@ class GenerationRequest(BaseModel):
     @classmethod
     def _parse_size(cls, value: Any) -> Any:
         return parse_size(value) if isinstance(value, str) else value
+
+    def digest(self) -> str:
+        """sha256 of what was asked for (the input image by its own digest): the audit log
+        names a request by it without keeping the prompt or the image."""
+        fields = self.model_dump(mode="json", exclude={"image", "tenant"})
+        fields["image_sha256"] = hashlib.sha256(self.image).hexdigest() if self.image else None
+        canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 class SealedImage(BaseModel):

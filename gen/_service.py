@@ -64,6 +64,9 @@ from safety import (
 
 log = structlog.get_logger("genseal.service")
 
+Progress = Callable[[str, float], None]
+"""Told (stage, fraction done) as a request goes through the service."""
+
 BackendLoader = Callable[[str], ImageBackend]
 
 
@@ -123,11 +126,18 @@ class SealedGenerationService:
 
     # -- public operations -------------------------------------------------------------------
 
-    def generate(self, request: GenerationRequest) -> GenerationResult:
-        """Text-to-image, or image-to-image when the request carries an input image."""
+    def generate(
+        self, request: GenerationRequest, progress: Progress | None = None
+    ) -> GenerationResult:
+        """Text-to-image, or image-to-image when the request carries an input image.
+
+        ``progress(stage, fraction)`` is told where the request is (for job status).
+        """
         request_id = _new_id()
         timings: dict[str, float] = {}
+        report = progress or _no_progress
         with self._recorded(request_id, request.tenant, "generate"):
+            report("screening", 0.02)
             prompt, params_extra = self._resolve_prompt(request)
             input_image = self._decode_input(request)
 
@@ -156,9 +166,12 @@ class SealedGenerationService:
                 guidance_scale=params_extra.get("guidance_scale"),
                 strength=request.strength or params_extra.get("strength") or 0.75,
                 init_image=input_image.convert("RGB") if input_image is not None else None,
+                on_step=lambda done, total: report("generating", 0.05 + 0.8 * done / total),
             )
+            report("generating", 0.05)
             with _timed(timings, "generate"), self._generate_lock:
                 output = backend.generate(params)
+            report("sealing", 0.85)
 
             outcome = Outcome()
             output_context = {**context, "stage": Stage.OUTPUT.value}
@@ -362,6 +375,7 @@ class SealedGenerationService:
             "purpose": request.purpose or "",
             "has_consent": request.consent is not None,
             "consent": request.consent.model_dump() if request.consent else {},
+            "request_sha256": request.digest(),
         }
 
     def _decide_input(
@@ -628,6 +642,10 @@ def _screener_for(policy: Policy) -> Screener:
         prompt_checks=[TermListCheck.from_policy(policy)],
         image_checks=[OpenNsfwCheck.from_policy(policy)],
     )
+
+
+def _no_progress(_stage: str, _fraction: float) -> None:
+    pass
 
 
 def _new_id() -> str:

@@ -57,6 +57,43 @@ class Settings(BaseSettings):
         description="How often `genseal serve` checks the policy files for changes; 0 disables.",
     )
 
+    rate_limit: str = Field(
+        default="120/minute",
+        description="Default requests per tenant (limits notation: '120/minute', '10/second'); "
+        "a tenant's own limit overrides it.",
+    )
+    verify_rate_limit: str = Field(
+        default="60/minute", description="Requests to /v1/verify per client address."
+    )
+    rate_limit_storage: str = Field(
+        default="memory://",
+        description="Where rate-limit counters live: memory:// (one process) or redis://host.",
+    )
+    workers: int = Field(default=2, ge=1, le=64, description="In-process job worker threads.")
+    job_lease_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="A running job whose worker stops renewing its lease this long is retried.",
+    )
+    job_max_attempts: int = Field(
+        default=3, ge=1, description="Attempts before an interrupted job is marked failed."
+    )
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="Allow webhook URLs on loopback or private networks (off: SSRF guard).",
+    )
+    webhook_max_attempts: int = Field(default=8, ge=1, description="Deliveries before giving up.")
+    webhook_retry_seconds: float = Field(
+        default=2.0, gt=0, description="First retry delay; doubles each attempt (capped at 1 h)."
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="Base URL clients reach the API at (for image URLs); default: as requested.",
+    )
+    image_url_ttl_seconds: int = Field(
+        default=3600, gt=0, description="How long a response_format=url image URL works."
+    )
+
     @field_validator("home", mode="after")
     @classmethod
     def _expand_home(cls, value: Path) -> Path:

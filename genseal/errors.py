@@ -7,7 +7,10 @@ codes in one handler each. A policy *block* is a decision, not an error, and is 
     ├── InputError                  exit 2, HTTP 400   bad request or file from the caller
     │   ├── ImageInputError         exit 2, HTTP 400   unreadable, truncated or unsupported image
     │   ├── PayloadTooLargeError    exit 2, HTTP 413   bytes or pixels over the configured limit
-    │   └── NotFoundError           exit 2, HTTP 404   no such review (or other named record)
+    │   ├── NotFoundError           exit 2, HTTP 404   no such review (or other named record)
+    │   ├── AuthenticationError     exit 2, HTTP 401   missing, unknown or disabled API key
+    │   ├── ConflictError           exit 2, HTTP 409   an Idempotency-Key reused with another body
+    │   └── RateLimitError          exit 2, HTTP 429   over the tenant's or address's rate limit
     ├── ConfigError                 exit 2, HTTP 500   settings or files genseal was given are wrong
     │   └── PolicyError             exit 2, HTTP 500   a policy file that fails to load or validate
     ├── ModelError                  exit 2, HTTP 400   unknown model, weights missing offline
@@ -56,6 +59,26 @@ class PayloadTooLargeError(InputError):
 class NotFoundError(InputError):
     http_status = 404
     code = "not_found"
+
+
+class AuthenticationError(InputError):
+    http_status = 401
+    code = "invalid_api_key"
+
+
+class ConflictError(InputError):
+    http_status = 409
+    code = "conflict"
+
+
+class RateLimitError(InputError):
+    http_status = 429
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, retry_after: int, limit: str) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.limit = limit
 
 
 class ConfigError(GensealError):

@@ -20,10 +20,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import os
-import weakref
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -35,8 +32,6 @@ from sqlalchemy import (
     String,
     Text,
     and_,
-    create_engine,
-    event,
     insert,
     inspect,
     or_,
@@ -47,8 +42,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
-from sqlalchemy.pool import StaticPool
 
+from genseal.db import make_engine
 from genseal.errors import StoreError
 
 from ._fingerprint import hamming
@@ -64,15 +59,11 @@ from ._records import (
 
 __all__ = ["ManifestStore"]
 
-_BUSY_TIMEOUT_MS = 10_000
 _SCAN_BATCH = 2_000
 _IN_CHUNK = 500  # values per IN (...) list: well under SQLite's bound-parameter limit
 # Alembic-free schema versioning for now: bump when a table changes shape.
 SCHEMA_VERSION = 2
 _BANDS_COMPONENT = "fingerprint_bands"
-
-_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
-
 
 class _Base(DeclarativeBase):
     pass
@@ -160,7 +151,7 @@ class ManifestStore:
             raise StoreError(f"invalid database URL {url!r}: {exc}") from exc
         self._display = parsed.render_as_string(hide_password=True)
         try:
-            self._engine = _make_engine(url)
+            self._engine = make_engine(url)
             _Base.metadata.create_all(self._engine)
             _add_missing_columns(self._engine)
             self._sessions = sessionmaker(self._engine, expire_on_commit=False)
@@ -478,52 +469,6 @@ def _band_rows(record_id: str, fingerprint_hex: str) -> list[_BandRow]:
     if values is None:
         return []  # not a 256-bit fingerprint: found by scan only
     return [_BandRow(band=i, value=v, manifest_id=record_id) for i, v in enumerate(values)]
-
-
-def _make_engine(url: str) -> Engine:
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        engine = create_engine(url, pool_pre_ping=True)
-    else:
-        database = parsed.database or ""
-        in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
-        if in_memory:
-            # One shared connection, or every session would see its own empty database.
-            engine = create_engine(
-                url, poolclass=StaticPool, connect_args={"check_same_thread": False}
-            )
-        else:
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-            engine = create_engine(url, connect_args={"timeout": _BUSY_TIMEOUT_MS / 1000})
-        event.listen(engine, "connect", _sqlite_pragmas(in_memory))
-    _engines.add(engine)
-    return engine
-
-
-def _sqlite_pragmas(in_memory: bool) -> Any:
-    def on_connect(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        try:
-            if not in_memory:
-                # Readers (verify) never wait for the writer (seal) and vice versa.
-                cursor.execute("PRAGMA journal_mode=WAL")
-                cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
-        finally:
-            cursor.close()
-
-    return on_connect
-
-
-def _dispose_inherited_pools() -> None:
-    # Pooled connections inherited from the parent must never be used by the child
-    # (SQLAlchemy's documented recipe: dispose without closing the parent's sockets).
-    for engine in list(_engines):
-        engine.dispose(close=False)
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_dispose_inherited_pools)
 
 
 def _record(row: _ManifestRow) -> ManifestRecord:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 
 import httpx
 import openai
@@ -40,7 +41,10 @@ def test_openai_client_generates_sealed_images(server: Server) -> None:
         assert report["c2pa"]["state"] == "trusted"
         manifest_id = (datum.model_extra or {})["manifest_id"]
         assert report["c2pa"]["moderation"]["genseal_id"] == manifest_id
-        sidecar = httpx.get(f"{server.url}/v1/manifests/{manifest_id}")
+        sidecar = httpx.get(
+            f"{server.url}/v1/manifests/{manifest_id}",
+            headers={"Authorization": f"Bearer {API_KEY}"},
+        )
         assert sidecar.status_code == 200
         assert sidecar.headers["content-type"] == "application/c2pa"
         assert len(sidecar.content) > 1000
@@ -87,12 +91,13 @@ def test_bad_inputs_are_4xx_with_a_json_error(server: Server) -> None:
     assert bad_size.status_code == 400
     assert "multiple of 8" in bad_size.json()["error"]["message"]
 
-    url_format = httpx.post(
+    bad_format = httpx.post(
         f"{server.url}/v1/images/generations",
-        json={"prompt": "a fox", "response_format": "url"},
+        json={"prompt": "a fox", "response_format": "gif", **FAST},
         headers=headers,
     )
-    assert url_format.status_code == 400
+    assert bad_format.status_code == 400
+    assert bad_format.json()["error"]["message"].startswith("response_format")
 
     not_image = httpx.post(
         f"{server.url}/v1/images/edits",
@@ -109,6 +114,24 @@ def test_bad_inputs_are_4xx_with_a_json_error(server: Server) -> None:
         files={"file": ("big.png", b"\0" * (server.service.settings.max_upload_bytes + 1))},
     )
     assert too_big.status_code == 413
+
+
+def test_url_format_serves_the_sealed_image_until_it_expires(server: Server) -> None:
+    response = client(server).images.generate(
+        prompt="a paper crane", size="256x256", response_format="url", extra_body=FAST
+    )
+    [datum] = response.data
+    assert datum.b64_json is None and datum.url is not None
+    fetched = httpx.get(datum.url)  # a capability URL: no key
+    assert fetched.status_code == 200
+    assert fetched.headers["content-type"] == "image/png"
+    report = httpx.post(f"{server.url}/v1/verify", files={"file": ("u.png", fetched.content)})
+    assert report.json()["c2pa"]["state"] == "trusted"
+
+    tampered = datum.url.replace("signature=", "signature=0")
+    assert httpx.get(tampered).status_code == 404
+    expired = re.sub(r"expires=\d+", "expires=1000", datum.url)
+    assert httpx.get(expired).status_code == 404
 
 
 def test_verify_needs_no_key_and_reports_absent_for_a_plain_photo(server: Server) -> None:

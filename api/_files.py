@@ -1,0 +1,94 @@
+"""Sealed images served by URL (``response_format: "url"``), for a limited time.
+
+Like the OpenAI Images API, a URL works without an API key until it expires (an hour by
+default): it is a capability, signed with HMAC-SHA256 over (image id, tenant, expiry) with a
+key only this deployment holds. Only sealed images are kept — watermarked and signed, exactly
+the bytes that would have been returned inline — and they are deleted once expired.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+from urllib.parse import urlencode
+
+from sqlalchemy import DateTime, LargeBinary, String, delete
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from genseal.db import Tables
+from genseal.errors import NotFoundError
+
+__all__ = ["ImageFiles", "load_secret"]
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class _FileRow(_Base):
+    __tablename__ = "genseal_files"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(128))
+    mime: Mapped[str] = mapped_column(String(64))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+def load_secret(home: Path, name: str) -> bytes:
+    """A random key kept in ``home/keys/<name>`` (made once, mode 0600)."""
+    path = home / "keys" / name
+    if path.exists():
+        return bytes.fromhex(path.read_text().strip())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_bytes(32)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(key.hex())
+    return key
+
+
+class ImageFiles:
+    def __init__(self, url: str, key: bytes, ttl_seconds: int) -> None:
+        self._tables = Tables(url, _Base.metadata, "image files table")
+        self._key = key
+        self._ttl = dt.timedelta(seconds=ttl_seconds)
+
+    def close(self) -> None:
+        self._tables.close()
+
+    def publish(self, image_id: str, tenant: str | None, mime: str, data: bytes, base: str) -> str:
+        """Keep the sealed bytes and return the URL that serves them until it expires."""
+        now = dt.datetime.now(dt.UTC)
+        expires = now + self._ttl
+        with self._tables.transaction("keep the image for its URL") as session:
+            session.execute(delete(_FileRow).where(_FileRow.expires_at < now))
+            session.merge(
+                _FileRow(id=image_id, scope=tenant or "", mime=mime, data=data, expires_at=expires)
+            )
+        expiry = int(expires.timestamp())
+        query = urlencode(
+            {"expires": expiry, "signature": self._sign(image_id, tenant or "", expiry)}
+        )
+        return f"{base.rstrip('/')}/v1/files/{image_id}?{query}"
+
+    def open(self, image_id: str, expires: int, signature: str) -> tuple[bytes, str]:
+        """(bytes, mime) when the signature holds and the URL has not expired."""
+        missing = NotFoundError(f"no image {image_id} (or its URL expired)")
+        if expires < dt.datetime.now(dt.UTC).timestamp():
+            raise missing
+        with self._tables.transaction("read the image") as session:
+            row = session.get(_FileRow, image_id)
+            if row is None or not hmac.compare_digest(
+                signature, self._sign(image_id, row.scope, expires)
+            ):
+                raise missing
+            return row.data, row.mime
+
+    def _sign(self, image_id: str, scope: str, expires: int) -> str:
+        message = f"{image_id}\n{scope}\n{expires}".encode()
+        return hmac.new(self._key, message, hashlib.sha256).hexdigest()

@@ -1,0 +1,487 @@
+"""Jobs: every asynchronous request, and every request that carries an Idempotency-Key.
+
+A job row holds what was asked (the request body, the input image), where it is (queued,
+running with a lease, finished) and, once finished, the exact HTTP answer (status + body).
+
+Guarantees, and how they hold:
+
+- *Never lost*: a job is a row before the client hears "accepted". A worker that dies stops
+  renewing its lease; ``recover_expired`` puts the job back in the queue (or marks it failed
+  after ``max_attempts``).
+- *Never half-released*: the answer is written in one transaction, and only by the worker that
+  holds the job (``finish`` checks status and worker), so a client sees one complete result,
+  or none yet. Images sealed by an attempt that was interrupted are in the manifest store
+  (they were signed) but never delivered.
+- *Idempotency*: (scope, key) is unique. The same key with the same body (sha256 of the
+  canonical request) returns the first job; with another body it is a ConflictError (409).
+- *Webhooks*: a finished job that has a webhook URL becomes "owed" in the same transaction
+  that stores its answer (an outbox on the row), so a crash cannot lose the delivery.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Float,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from genseal.db import Tables
+from genseal.errors import ConflictError, NotFoundError, StoreError
+
+__all__ = ["Job", "JobKind", "JobStatus", "JobStore", "PendingWebhook", "Reply", "StoredJob"]
+
+JobKind = Literal["generations", "edits", "seal"]
+JobStatus = Literal["queued", "running", "succeeded", "blocked", "failed"]
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class _JobRow(_Base):
+    __tablename__ = "genseal_jobs"
+    __table_args__ = (UniqueConstraint("scope", "idempotency_key", name="uq_jobs_idempotency"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    # The tenant, or "" when auth is off: a non-null scope makes the unique key work.
+    scope: Mapped[str] = mapped_column(String(128), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    asynchronous: Mapped[bool] = mapped_column(Boolean)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    stage: Mapped[str] = mapped_column(String(32))
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    request_json: Mapped[str] = mapped_column(Text)
+    input_blob: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    request_sha256: Mapped[str] = mapped_column(String(64))
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    base_url: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    worker: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    lease_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    http_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    reply_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    webhook_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # none | owed | delivered | failed
+    webhook_status: Mapped[str] = mapped_column(String(16), index=True, default="none")
+    webhook_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    webhook_next_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    webhook_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An HTTP answer, as sent and as stored for replays."""
+
+    status: int
+    body: dict[str, Any]
+
+
+class Job(BaseModel):
+    """A job as `GET /v1/jobs/{id}` shows it."""
+
+    id: str
+    object: Literal["job"] = "job"
+    kind: JobKind
+    status: JobStatus = Field(
+        description="queued → running → succeeded (images released or held), blocked (by "
+        "policy) or failed (an error; nothing released)."
+    )
+    stage: str = Field(description="Where a running job is: screening, generating, sealing.")
+    progress: float = Field(ge=0, le=1, description="Fraction done (0 to 1).")
+    attempts: int = Field(description="How many times a worker started it (>1: retried).")
+    created_at: dt.datetime
+    started_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+    result: dict[str, Any] | None = Field(
+        default=None, description="When succeeded: the images response, as the sync call."
+    )
+    error: dict[str, Any] | None = Field(
+        default=None, description="When blocked or failed: the error object, as the sync call."
+    )
+    http_status: int | None = Field(default=None, description="What the sync call answers.")
+    webhook: dict[str, Any] | None = Field(
+        default=None, description="The webhook URL and the state of its delivery."
+    )
+
+
+@dataclass(frozen=True)
+class StoredJob:
+    """What a worker needs to run a job."""
+
+    id: str
+    tenant: str | None
+    kind: JobKind
+    request: dict[str, Any]
+    input_blob: bytes | None
+    base_url: str
+    attempts: int
+
+
+@dataclass(frozen=True)
+class PendingWebhook:
+    job_id: str
+    tenant: str | None
+    url: str
+    attempts: int
+    body: str
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class JobStore:
+    """Jobs in the genseal database (the same URL as the manifest store)."""
+
+    def __init__(self, url: str, *, lease_seconds: float = 60.0, max_attempts: int = 3) -> None:
+        self._tables = Tables(url, _Base.metadata, "job table")
+        self._transaction = self._tables.transaction
+        self._lease = dt.timedelta(seconds=lease_seconds)
+        self._max_attempts = max_attempts
+
+    def close(self) -> None:
+        self._tables.close()
+
+    # -- submitting --------------------------------------------------------------------------
+
+    def submit(
+        self,
+        *,
+        kind: JobKind,
+        tenant: str | None,
+        request: dict[str, Any],
+        input_blob: bytes | None,
+        request_sha256: str,
+        base_url: str,
+        asynchronous: bool,
+        idempotency_key: str | None = None,
+        webhook_url: str | None = None,
+        worker: str | None = None,
+    ) -> tuple[str, bool]:
+        """(job id, created). ``worker`` given: the caller runs it now (a sync request).
+
+        With an idempotency key already used: the first job's id and False, or ConflictError
+        when the request differs from the first one.
+        """
+        scope = tenant or ""
+        if idempotency_key is not None:
+            existing = self._by_key(scope, idempotency_key, kind, request_sha256)
+            if existing is not None:
+                return existing, False
+        now = _now()
+        row = _JobRow(
+            id="job_" + uuid.uuid4().hex,
+            scope=scope,
+            kind=kind,
+            asynchronous=asynchronous,
+            status="running" if worker else "queued",
+            stage="starting" if worker else "queued",
+            progress=0.0,
+            request_json=json.dumps(request, sort_keys=True),
+            input_blob=input_blob,
+            request_sha256=request_sha256,
+            idempotency_key=idempotency_key,
+            base_url=base_url,
+            attempts=1 if worker else 0,
+            worker=worker,
+            lease_until=now + self._lease if worker else None,
+            created_at=now,
+            started_at=now if worker else None,
+            webhook_url=webhook_url,
+            webhook_status="none",
+            webhook_attempts=0,
+        )
+        try:
+            with self._transaction("queue the job") as session:
+                session.add(row)
+        except StoreError as exc:
+            if idempotency_key is not None and isinstance(exc.__cause__, IntegrityError):
+                # Another request with the same key won the race: answer as it will.
+                existing = self._by_key(scope, idempotency_key, kind, request_sha256)
+                if existing is not None:
+                    return existing, False
+            raise
+        return row.id, True
+
+    def _by_key(self, scope: str, key: str, kind: str, request_sha256: str) -> str | None:
+        with self._transaction("look up the idempotency key") as session:
+            row = session.scalar(
+                select(_JobRow).where(_JobRow.scope == scope, _JobRow.idempotency_key == key)
+            )
+            if row is None:
+                return None
+            if row.kind != kind or row.request_sha256 != request_sha256:
+                raise ConflictError(
+                    f"Idempotency-Key {key!r} was used for a different request; "
+                    "use a new key for a new request"
+                )
+            return row.id
+
+    # -- working -----------------------------------------------------------------------------
+
+    def claim(self, worker: str) -> StoredJob | None:
+        """Take the oldest queued job, or None."""
+        while True:
+            with self._transaction("claim a job") as session:
+                candidate = session.scalar(
+                    select(_JobRow.id)
+                    .where(_JobRow.status == "queued")
+                    .order_by(_JobRow.created_at)
+                    .limit(1)
+                    .with_for_update(skip_locked=True)
+                )
+                if candidate is None:
+                    return None
+                now = _now()
+                # Conditional: of two workers that saw the same row, one gets it.
+                taken = session.execute(
+                    update(_JobRow)
+                    .where(_JobRow.id == candidate, _JobRow.status == "queued")
+                    .values(
+                        status="running",
+                        stage="starting",
+                        worker=worker,
+                        attempts=_JobRow.attempts + 1,
+                        lease_until=now + self._lease,
+                        started_at=now,
+                    )
+                )
+                if taken.rowcount != 1:  # type: ignore[attr-defined]
+                    continue
+                row = session.get(_JobRow, candidate, populate_existing=True)
+                assert row is not None
+                return _stored(row)
+
+    def load(self, job_id: str) -> StoredJob:
+        with self._transaction("read the job") as session:
+            row = session.get(_JobRow, job_id)
+            if row is None:
+                raise NotFoundError(f"no job {job_id}")
+            return _stored(row)
+
+    def heartbeat(self, job_id: str, worker: str, stage: str, progress: float) -> bool:
+        """Renew the lease and record progress; False when the job is no longer ours."""
+        with self._transaction("record job progress") as session:
+            result = session.execute(
+                update(_JobRow)
+                .where(_JobRow.id == job_id, _JobRow.status == "running", _JobRow.worker == worker)
+                .values(stage=stage, progress=progress, lease_until=_now() + self._lease)
+            )
+            return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+    def finish(self, job_id: str, worker: str, reply: Reply) -> bool:
+        """Store the answer; False (and nothing written) when the job is no longer ours."""
+        status = _status_of(reply)
+        now = _now()
+        with self._transaction("store the job result") as session:
+            row = session.get(_JobRow, job_id, with_for_update=True)
+            if row is None or row.status != "running" or row.worker != worker:
+                return False
+            row.status = status
+            row.stage = "done"
+            row.progress = 1.0
+            row.http_status = reply.status
+            row.reply_json = json.dumps(reply.body)
+            row.finished_at = now
+            row.lease_until = None
+            row.input_blob = None  # the input is no longer needed; do not keep people's photos
+            if row.webhook_url and row.asynchronous:
+                row.webhook_status = "owed"
+                row.webhook_next_at = now
+            return True
+
+    def recover_expired(self) -> tuple[list[str], list[str]]:
+        """Requeue running jobs whose worker stopped renewing the lease (or fail them after
+        ``max_attempts``). Returns (requeued ids, failed ids)."""
+        now = _now()
+        requeued: list[str] = []
+        failed: list[str] = []
+        with self._transaction("recover interrupted jobs") as session:
+            rows = session.scalars(
+                select(_JobRow)
+                .where(_JobRow.status == "running", _JobRow.lease_until < now)
+                .with_for_update(skip_locked=True)
+            )
+            for row in rows:
+                row.worker = None
+                row.lease_until = None
+                if row.attempts < self._max_attempts:
+                    row.status, row.stage, row.progress = "queued", "queued", 0.0
+                    requeued.append(row.id)
+                    continue
+                body = {
+                    "error": {
+                        "message": f"the job was interrupted {row.attempts} times; "
+                        "nothing was released",
+                        "type": "server_error",
+                        "param": None,
+                        "code": "job_interrupted",
+                    }
+                }
+                row.status, row.stage, row.progress = "failed", "done", 1.0
+                row.http_status, row.reply_json = 500, json.dumps(body)
+                row.finished_at, row.input_blob = now, None
+                if row.webhook_url and row.asynchronous:
+                    row.webhook_status, row.webhook_next_at = "owed", now
+                failed.append(row.id)
+        return requeued, failed
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def get(self, job_id: str, tenant: str | None) -> Job:
+        """The job, if it belongs to ``tenant`` (None: auth is off, any job)."""
+        with self._transaction("read the job") as session:
+            row = session.get(_JobRow, job_id)
+            if row is None or (tenant is not None and row.scope != tenant):
+                raise NotFoundError(f"no job {job_id}")  # another tenant's: not even its id
+            return _job(row)
+
+    def reply(self, job_id: str) -> Reply | None:
+        """The stored answer of a finished job, else None."""
+        with self._transaction("read the job result") as session:
+            row = session.get(_JobRow, job_id)
+            if row is None or row.http_status is None or row.reply_json is None:
+                return None
+            return Reply(row.http_status, json.loads(row.reply_json))
+
+    def recent(
+        self, tenant: str | None, *, limit: int = 20, status: str | None = None
+    ) -> list[Job]:
+        statement = select(_JobRow).order_by(_JobRow.created_at.desc()).limit(limit)
+        if tenant is not None:
+            statement = statement.where(_JobRow.scope == tenant)
+        if status is not None:
+            statement = statement.where(_JobRow.status == status)
+        with self._transaction("list jobs") as session:
+            return [_job(row) for row in session.scalars(statement)]
+
+    def count(self, status: str) -> int:
+        with self._transaction("count jobs") as session:
+            statement = select(func.count()).select_from(_JobRow).where(_JobRow.status == status)
+            return int(session.scalar(statement) or 0)
+
+    # -- webhook outbox ----------------------------------------------------------------------
+
+    def due_webhooks(self, limit: int) -> list[PendingWebhook]:
+        now = _now()
+        with self._transaction("read due webhooks") as session:
+            rows = session.scalars(
+                select(_JobRow)
+                .where(_JobRow.webhook_status == "owed", _JobRow.webhook_next_at <= now)
+                .order_by(_JobRow.webhook_next_at)
+                .limit(limit)
+            )
+            return [
+                PendingWebhook(
+                    job_id=row.id,
+                    tenant=row.scope or None,
+                    url=row.webhook_url or "",
+                    attempts=row.webhook_attempts,
+                    body=_job(row).model_dump_json(exclude={"webhook"}),
+                )
+                for row in rows
+            ]
+
+    def record_webhook(
+        self,
+        job_id: str,
+        *,
+        attempts: int,
+        delivered: bool,
+        error: str | None,
+        retry_at: dt.datetime | None,
+    ) -> None:
+        if delivered:
+            state = "delivered"
+        elif retry_at is None:
+            state = "failed"
+        else:
+            state = "owed"
+        with self._transaction("record the webhook attempt") as session:
+            session.execute(
+                update(_JobRow)
+                .where(_JobRow.id == job_id, _JobRow.webhook_status == "owed")
+                .values(
+                    webhook_status=state,
+                    webhook_attempts=attempts,
+                    webhook_error=error,
+                    webhook_next_at=retry_at,
+                )
+            )
+
+
+def _status_of(reply: Reply) -> JobStatus:
+    if reply.status < 400:
+        return "succeeded"
+    error = reply.body.get("error", {})
+    if isinstance(error, dict) and error.get("code") == "content_policy_violation":
+        return "blocked"
+    return "failed"
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
+
+
+def _stored(row: _JobRow) -> StoredJob:
+    return StoredJob(
+        id=row.id,
+        tenant=row.scope or None,
+        kind=row.kind,  # type: ignore[arg-type]
+        request=json.loads(row.request_json),
+        input_blob=row.input_blob,
+        base_url=row.base_url,
+        attempts=row.attempts,
+    )
+
+
+def _job(row: _JobRow) -> Job:
+    body = json.loads(row.reply_json) if row.reply_json else None
+    succeeded = row.status == "succeeded"
+    return Job(
+        id=row.id,
+        kind=row.kind,  # type: ignore[arg-type]
+        status=row.status,  # type: ignore[arg-type]
+        stage=row.stage,
+        progress=row.progress,
+        attempts=row.attempts,
+        created_at=_utc(row.created_at),  # type: ignore[arg-type]
+        started_at=_utc(row.started_at),
+        finished_at=_utc(row.finished_at),
+        result=body if succeeded else None,
+        error=body.get("error") if body and not succeeded else None,
+        http_status=row.http_status,
+        webhook=(
+            {
+                "url": row.webhook_url,
+                "status": row.webhook_status,
+                "attempts": row.webhook_attempts,
+                "last_error": row.webhook_error,
+            }
+            if row.webhook_url
+            else None
+        ),
+    )
