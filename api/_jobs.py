@@ -46,7 +46,16 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from genseal.db import Tables
 from genseal.errors import ConflictError, NotFoundError, StoreError
 
-__all__ = ["Job", "JobKind", "JobStatus", "JobStore", "PendingWebhook", "Reply", "StoredJob"]
+__all__ = [
+    "Job",
+    "JobKind",
+    "JobStatus",
+    "JobStore",
+    "PendingWebhook",
+    "Reply",
+    "StoredJob",
+    "status_of",
+]
 
 JobKind = Literal["generations", "edits", "seal"]
 JobStatus = Literal["queued", "running", "succeeded", "blocked", "failed"]
@@ -292,7 +301,7 @@ class JobStore:
 
     def finish(self, job_id: str, worker: str, reply: Reply) -> bool:
         """Store the answer; False (and nothing written) when the job is no longer ours."""
-        status = _status_of(reply)
+        status = status_of(reply)
         now = _now()
         with self._transaction("store the job result") as session:
             row = session.get(_JobRow, job_id, with_for_update=True)
@@ -431,7 +440,7 @@ class JobStore:
             )
 
 
-def _status_of(reply: Reply) -> JobStatus:
+def status_of(reply: Reply) -> JobStatus:
     if reply.status < 400:
         return "succeeded"
     error = reply.body.get("error", {})

@@ -32,7 +32,7 @@ class JobRunner:
         *,
         threads: int,
         lease_seconds: float,
-        on_finished: Callable[[str, Reply], None] | None = None,
+        on_finished: Callable[[StoredJob, Reply], None] | None = None,
         poll_seconds: float = 0.5,
     ) -> None:
         self.jobs = jobs
@@ -125,7 +125,7 @@ class JobRunner:
         if self.jobs.finish(job.id, worker, reply):
             log.info("job finished", job_id=job.id, status=reply.status, attempt=job.attempts)
             if self._on_finished is not None:
-                self._on_finished(job.id, reply)
+                self._on_finished(job, reply)
         else:
             # The lease ran out and the job went to another worker: its answer counts.
             log.warning("job result discarded: no longer ours", job_id=job.id)

@@ -27,7 +27,9 @@ from starlette.concurrency import run_in_threadpool
 import genseal
 from api._auth import Caller, Gatekeeper
 from api._files import ImageFiles, load_secret
-from api._jobs import Job, JobKind, JobStore
+from api._health import Readiness, install_observability
+from api._jobs import Job, JobKind, JobStore, Reply, StoredJob, status_of
+from api._metrics import Metrics
 from api._openai_schema import (
     AuditList,
     ErrorResponse,
@@ -42,6 +44,7 @@ from api._openai_schema import (
 )
 from api._operations import EditFields, Operations, SealFields, error_body, error_reply
 from api._tenants import TenantStore
+from api._verify_page import verify_page_router
 from api._webhooks import WebhookDispatcher, validate_webhook_url
 from api._worker import JobRunner
 from gen import ConsentAttestation, ReviewRecord, ScreenResult, SealedGenerationService
@@ -101,12 +104,19 @@ def _caller(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
     gatekeeper: Gatekeeper = request.app.state.genseal.gatekeeper
-    found = gatekeeper.authenticate(credentials.credentials if credentials else None)
-    gatekeeper.limit_caller(found)
-    return found
+    return gatekeeper.authenticate(credentials.credentials if credentials else None)
 
 
+def _limited_caller(request: Request, who: Annotated[Caller, Depends(_caller)]) -> Caller:
+    gatekeeper: Gatekeeper = request.app.state.genseal.gatekeeper
+    gatekeeper.limit_caller(who)
+    return who
+
+
+# Reads (a job's state, the audit log, a manifest) are not rate-limited: polling a job must not
+# eat into the budget of the requests that do work.
 CallerDep = Annotated[Caller, Depends(_caller)]
+WorkingCallerDep = Annotated[Caller, Depends(_limited_caller)]
 
 
 @dataclass
@@ -120,6 +130,8 @@ class Components:
     operations: Operations
     runner: JobRunner
     webhooks: WebhookDispatcher
+    metrics: Metrics
+    readiness: Readiness
 
 
 def create_app(
@@ -135,13 +147,19 @@ def create_app(
         url, load_secret(settings.home, "url-signing.key"), settings.image_url_ttl_seconds
     )
     gatekeeper = Gatekeeper(settings, tenants)
-    operations = Operations(service, files)
+    metrics = Metrics()
+    metrics.track_queue_depth(lambda: jobs.count("queued"))
+    operations = Operations(service, files, on_result=metrics.observe_generation)
     default_secret = "whsec_" + _b64(load_secret(settings.home, "webhook.key"))
 
     def webhook_secret(tenant: str | None) -> str:
         if tenant is None or tenant.startswith("key-"):
             return default_secret
         return tenants.webhook_secret(tenant)
+
+    def job_finished(job: StoredJob, reply: Reply) -> None:
+        metrics.observe_job(job.kind, status_of(reply))
+        webhooks.wake()
 
     webhooks = WebhookDispatcher(
         jobs,
@@ -156,9 +174,8 @@ def create_app(
         operations,
         threads=settings.workers,
         lease_seconds=settings.job_lease_seconds,
-        on_finished=lambda _job_id, _reply: webhooks.wake(),
+        on_finished=job_finished,
     )
-    components = Components(tenants, jobs, files, gatekeeper, operations, runner, webhooks)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -190,7 +207,11 @@ def create_app(
             "**Idempotency**: the `Idempotency-Key` header."
         ),
     )
-    app.state.genseal = components
+    _, readiness = install_observability(app, service, metrics=metrics)
+    app.include_router(verify_page_router())
+    app.state.genseal = Components(
+        tenants, jobs, files, gatekeeper, operations, runner, webhooks, metrics, readiness
+    )
 
     # -- errors ------------------------------------------------------------------------------
 
@@ -297,7 +318,7 @@ def create_app(
     )
     async def create_images(
         body: ImageGenerationBody,
-        who: CallerDep,
+        who: WorkingCallerDep,
         request: Request,
         prefer: PreferHeader = None,
         idempotency_key: IdempotencyHeader = None,
@@ -322,7 +343,7 @@ def create_app(
         summary="Create images from an input image and a prompt (OpenAI-compatible)",
     )
     async def edit_images(
-        who: CallerDep,
+        who: WorkingCallerDep,
         request: Request,
         image: Annotated[UploadFile, File(description="The input image (PNG, JPEG, WebP).")],
         prompt: Annotated[str, Form()] = "",
@@ -393,7 +414,7 @@ def create_app(
         summary="Screen, watermark and sign an image generated elsewhere",
     )
     async def seal_image(
-        who: CallerDep,
+        who: WorkingCallerDep,
         request: Request,
         image: Annotated[UploadFile, File()],
         source_model: Annotated[str | None, Form()] = None,
@@ -448,17 +469,19 @@ def create_app(
         summary="Findings and the policy decision, without generating",
     )
     async def screen(
-        who: CallerDep,
+        who: WorkingCallerDep,
         prompt: Annotated[str | None, Form()] = None,
         image: Annotated[UploadFile | None, File()] = None,
         purpose: Annotated[str | None, Form(max_length=200)] = None,
     ) -> ScreenResult:
         data = await read_upload(image, "image") if image is not None else None
-        return await _in_thread(
+        result = await _in_thread(
             lambda: service.screen(
                 prompt=prompt, image_bytes=data, tenant=who.tenant, purpose=purpose
             )
         )
+        metrics.observe_screen(result)
+        return result
 
     # -- jobs --------------------------------------------------------------------------------
 
@@ -494,16 +517,24 @@ def create_app(
         responses=_ERRORS,
         tags=["provenance"],
         summary="Provenance report of an image: C2PA, watermark, recovered manifest",
-        description="No API key needed; rate-limited per client address.",
+        description="No API key needed; rate-limited per client address. With `manifest` (a "
+        "`.c2pa` sidecar, as `GET /v1/manifests/{id}` serves it) the file is validated against "
+        "that manifest store instead of any embedded one; `c2pa.source` says which was used.",
     )
     async def verify(
         request: Request,
         file: Annotated[UploadFile, File(description="The image to verify.")],
+        manifest: Annotated[
+            UploadFile | None, File(description="Optional .c2pa sidecar manifest store.")
+        ] = None,
     ) -> ProvenanceReport:
         gatekeeper.limit_address(request.client.host if request.client else "unknown")
         data = await read_upload(file, "file")
+        sidecar = await read_upload(manifest, "manifest") if manifest is not None else None
         verifier = service.verifier()
-        return await _in_thread(verifier.verify, data, file.filename or "upload")
+        report = await _in_thread(verifier.verify, data, file.filename or "upload", sidecar)
+        metrics.observe_verify(report)
+        return report
 
     @app.get(
         "/v1/manifests/{manifest_id}",
@@ -564,7 +595,7 @@ def create_app(
         tags=["policy"],
         summary="Decide on given findings and explain every rule (nothing is generated)",
     )
-    def evaluate_policy(body: PolicyEvaluateBody, who: CallerDep) -> Explanation:
+    def evaluate_policy(body: PolicyEvaluateBody, who: WorkingCallerDep) -> Explanation:
         # A caller may only try its own overlay: the tenant comes from the key when auth is on.
         tenant = who.tenant if who.tenant is not None else body.tenant
         policy = service.policies.for_tenant(tenant)
@@ -613,7 +644,7 @@ def create_app(
         summary="Approve (seal and release) or reject a held image",
     )
     async def decide_review(
-        review_id: str, body: ReviewDecisionBody, who: CallerDep
+        review_id: str, body: ReviewDecisionBody, who: WorkingCallerDep
     ) -> ReviewRecord:
         own_review(review_id, who)
         if body.decision == "approve":

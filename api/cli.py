@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 import genseal
+from api._cli_admin import audit_app, tenants_app
 from api._cli_policy import policy_app
 from api._cli_review import review_app
 from api._cli_support import (
@@ -51,6 +52,8 @@ keys_app = typer.Typer(help="The signing identity that seals images.", no_args_i
 app.add_typer(keys_app, name="keys")
 app.add_typer(policy_app, name="policy")
 app.add_typer(review_app, name="review")
+app.add_typer(tenants_app, name="tenants")
+app.add_typer(audit_app, name="audit")
 
 
 def _version(value: bool) -> None:

@@ -31,6 +31,7 @@ from ._fingerprint import Fingerprint, Fingerprinter, fingerprint, hamming
 from ._identity import (
     SigningIdentity,
     ensure_identity,
+    identity_problems,
     init_identity,
     load_identity,
     renew_identity,
@@ -81,6 +82,7 @@ __all__ = [
     "ensure_identity",
     "fingerprint",
     "hamming",
+    "identity_problems",
     "init_identity",
     "load_identity",
     "make_watermarker",

@@ -4,6 +4,12 @@ c2pa's verdict is kept as it is (``validation_state`` Trusted / Valid / Invalid)
 only translates it, extracts what an auditor reads, and turns "no manifest" into the state
 ``absent`` rather than an error. Trust needs the verifier's anchors (``trust.trust_anchors``):
 without them the best a manifest can be is Valid.
+
+A ``.c2pa`` sidecar (a detached manifest store) is validated through c2pa's own detached
+path (``Reader(..., manifest_data)``): its hard binding must hold for the file's bytes. A
+manifest that was embedded when signed (as genseal's are) binds the file *with* the manifest
+inside, so its store given as a sidecar holds for that file, not for a stripped copy of it;
+a stripped copy is traced back by recovery (watermark, fingerprint) instead.
 """
 
 from __future__ import annotations
@@ -18,16 +24,19 @@ from typing import Any
 import c2pa
 from cryptography import x509
 
-from genseal.errors import ConfigError
+from genseal.errors import ConfigError, InputError
 
 from ._c2pa import MODERATION_LABEL, SOFT_BINDING_LABEL
-from ._report import C2paReport, C2paState, StatusCode
+from ._report import C2paReport, C2paState, ManifestSource, StatusCode
 
 __all__ = ["C2paReader", "read_assertion"]
 
 # Offline and deterministic: never fetch a remote manifest or an OCSP response.
 _OFFLINE: dict[str, Any] = {"verify": {"remote_manifest_fetch": False, "ocsp_fetch": False}}
 _STATES: dict[str, C2paState] = {"trusted": "trusted", "valid": "valid", "invalid": "invalid"}
+_SIDECAR_HINT = "give the .c2pa manifest store of the image, as GET /v1/manifests/{id} serves it"
+# A manifest store is a JUMBF superbox: 4-byte length, then the box type.
+_JUMBF_TYPE = b"jumb"
 
 
 class C2paReader:
@@ -42,18 +51,30 @@ class C2paReader:
         self._context: c2pa.Context | None = None
         self._pid = -1
 
-    def read(self, data: bytes, mime: str | None) -> C2paReport:
+    def read(self, data: bytes, mime: str | None, manifest: bytes | None = None) -> C2paReport:
+        """Validate ``data`` against its embedded manifest, or against ``manifest`` (the bytes
+        of a ``.c2pa`` sidecar) when given; InputError if that sidecar cannot be read."""
+        source: ManifestSource = "embedded" if manifest is None else "sidecar"
+        if manifest is not None:
+            _check_sidecar(manifest)
         try:
-            reader = c2pa.Reader(mime, io.BytesIO(data), context=self._process_context())
+            reader = c2pa.Reader(mime, io.BytesIO(data), manifest, context=self._process_context())
         except c2pa.C2paError as exc:
-            return _unreadable(exc)
+            if manifest is not None:
+                # With a sidecar, what c2pa fails on here is the sidecar (garbage, truncated
+                # JUMBF): bytes it cannot hash against the sidecar still read as Invalid.
+                raise InputError(
+                    f"the sidecar manifest cannot be read: {_message(exc)}",
+                    hint=_SIDECAR_HINT,
+                ) from exc
+            return _with_source(_unreadable(exc), source)
         with reader:
             try:
                 store = json.loads(reader.json())
             except (c2pa.C2paError, ValueError) as exc:
-                return _unreadable(exc)
+                return _with_source(_unreadable(exc), source)
             certificates = _certificates(reader, store.get("active_manifest"))
-        return _report(store, certificates)
+        return _report(store, certificates).model_copy(update={"source": source})
 
     def _process_context(self) -> c2pa.Context:
         pid = os.getpid()
@@ -81,6 +102,29 @@ def read_assertion(manifest_store: bytes, label: str) -> dict[str, Any] | None:
     return _assertion(manifest, label)
 
 
+def _check_sidecar(manifest: bytes) -> None:
+    """Turn away what is plainly no manifest store with a message saying so (c2pa's own is
+    ``invalid JUMBF header``, or a buffer-size error for empty bytes)."""
+    if not manifest:
+        raise InputError("the sidecar manifest is empty", hint=_SIDECAR_HINT)
+    if manifest[4:8] != _JUMBF_TYPE:
+        raise InputError(
+            "the sidecar is not a C2PA manifest store (no JUMBF box at its start)",
+            hint=_SIDECAR_HINT,
+        )
+
+
+def _message(exc: Exception) -> str:
+    return str(exc) or type(exc).__name__
+
+
+def _with_source(report: C2paReport, source: ManifestSource) -> C2paReport:
+    # "absent" has no source: nothing was there to come from anywhere.
+    if report.state == "absent":
+        return report
+    return report.model_copy(update={"source": source})
+
+
 def _check_anchors(pem: bytes) -> None:
     try:
         certificates = x509.load_pem_x509_certificates(pem)
@@ -94,7 +138,7 @@ def _check_anchors(pem: bytes) -> None:
 
 
 def _unreadable(exc: Exception) -> C2paReport:
-    message = str(exc) or type(exc).__name__
+    message = _message(exc)
     if isinstance(exc, c2pa.C2paError.ManifestNotFound):
         return C2paReport(state="absent")
     if isinstance(exc, c2pa.C2paError.RemoteManifest) or message.startswith("Remote:"):

@@ -39,6 +39,7 @@ from genseal.errors import ConfigError, SigningError
 __all__ = [
     "SigningIdentity",
     "ensure_identity",
+    "identity_problems",
     "init_identity",
     "load_identity",
     "renew_identity",
@@ -141,6 +142,96 @@ def renew_identity(home: Path) -> SigningIdentity:
         _write(keys / CHAIN, chain_pem, 0o644)
         _write(keys / SIGNER_KEY, key_pem, 0o600)
     return load_identity(home)
+
+
+def identity_problems(identity: SigningIdentity, at: dt.datetime | None = None) -> list[str]:
+    """What would stop ``identity`` from signing at ``at`` (default: now); empty when nothing.
+
+    ``load_identity`` checks once, at start-up; a long-running signer also needs to learn that
+    its certificate expired since, or is not valid yet (a clock set back, a leaf issued ahead),
+    because c2pa then refuses to sign, or signs manifests that read Invalid. Checked: every
+    certificate's validity window, each link of the chain up to the root, the leaf's C2PA
+    profile (end entity, digitalSignature, emailProtection) and that the key is the leaf's.
+    The messages name certificates and dates, never key material.
+    """
+    when = at if at is not None else dt.datetime.now(dt.UTC)
+    if when.tzinfo is None:
+        raise ValueError("identity_problems needs an aware datetime")
+    try:
+        root = x509.load_pem_x509_certificate(identity.root_cert_pem)
+        chain = x509.load_pem_x509_certificates(identity.chain_pem)
+        key = serialization.load_pem_private_key(identity.private_key_pem, password=None)
+    except ValueError as exc:
+        return [f"the signing identity in {identity.keys_dir} cannot be parsed ({exc})"]
+    if not chain:
+        return [f"the certificate chain in {identity.keys_dir} is empty"]
+
+    problems: list[str] = []
+    leaf = chain[0]
+    roles = ["signing certificate"] + ["intermediate certificate"] * (len(chain) - 1)
+    for role, cert in [*zip(roles, chain, strict=True), ("root certificate", root)]:
+        name = _common_name(cert)
+        if when < cert.not_valid_before_utc:
+            problems.append(
+                f"the {role} {name!r} is not valid before {_iso(cert.not_valid_before_utc)}"
+            )
+        elif when >= cert.not_valid_after_utc:
+            problems.append(f"the {role} {name!r} expired at {_iso(cert.not_valid_after_utc)}")
+    if len(chain) < 2:
+        problems.append("the chain must hold the signing certificate followed by its intermediate")
+    for cert, issuer in zip(chain, [*chain[1:], root], strict=True):
+        if not _issued_by(cert, issuer):
+            problems.append(
+                f"{_common_name(cert)!r} was not issued by {_common_name(issuer)!r}: "
+                "the chain does not lead to the root"
+            )
+
+    leaf_public = leaf.public_key()
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(
+        leaf_public, ec.EllipticCurvePublicKey
+    ):
+        problems.append("the signing key or certificate is not ECDSA (C2PA ES256 needs P-256)")
+    elif key.public_key().public_numbers() != leaf_public.public_numbers():
+        problems.append("the signing key does not belong to the signing certificate")
+    problems += _leaf_profile_problems(leaf)
+    return problems
+
+
+def _leaf_profile_problems(leaf: x509.Certificate) -> list[str]:
+    problems: list[str] = []
+    extensions = leaf.extensions
+    with contextlib.suppress(x509.ExtensionNotFound):
+        if extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
+            problems.append("the signing certificate is a CA (c2pa refuses CA:true leaves)")
+    try:
+        usage = extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        problems.append("the signing certificate has no KeyUsage (needs digitalSignature)")
+    else:
+        if not usage.digital_signature:
+            problems.append("the signing certificate's KeyUsage lacks digitalSignature")
+    try:
+        purposes = list(extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+    except x509.ExtensionNotFound:
+        purposes = []
+    # documentSigning and the other C2PA purposes are only accepted with a custom trust
+    # configuration on signer and verifier, which genseal does not set up.
+    if ExtendedKeyUsageOID.EMAIL_PROTECTION not in purposes:
+        problems.append(
+            "the signing certificate's ExtendedKeyUsage lacks emailProtection, the purpose "
+            "c2pa accepts without a custom trust configuration"
+        )
+    return problems
+
+
+def _common_name(cert: x509.Certificate) -> str:
+    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    value = names[0].value if names else cert.subject.rfc4514_string()
+    return value if isinstance(value, str) else value.decode(errors="replace")
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _create(home: Path, *, force: bool) -> SigningIdentity:

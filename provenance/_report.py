@@ -2,7 +2,8 @@
 
 Three independent readings of one file, then a conclusion:
 
-- ``c2pa``: what the embedded Content Credentials say and whether they hold;
+- ``c2pa``: what the Content Credentials say (embedded, or from a ``.c2pa`` sidecar given with
+  the file) and whether they hold;
 - ``watermark``: whether a genseal watermark is in the pixels, and its payload;
 - ``recovery``: which sealed manifest in our store the file comes from, found by the manifest
   label, the watermark payload and/or the perceptual fingerprint, and on what evidence.
@@ -25,6 +26,7 @@ __all__ = [
     "C2paReport",
     "C2paState",
     "Evidence",
+    "ManifestSource",
     "ProvenanceReport",
     "Recovery",
     "StatusCode",
@@ -33,6 +35,7 @@ __all__ = [
 REPORT_SCHEMA_VERSION = 1
 
 C2paState = Literal["trusted", "valid", "invalid", "absent"]
+ManifestSource = Literal["embedded", "sidecar"]
 Evidence = Literal["watermark", "fingerprint", "crop_fingerprint", "manifest"]
 
 
@@ -47,15 +50,24 @@ class StatusCode(BaseModel):
 
 
 class C2paReport(BaseModel):
-    """The embedded Content Credentials, as read and validated by c2pa.
+    """The Content Credentials of the file, as read and validated by c2pa.
 
     ``trusted``: valid and signed under one of the verifier's trust anchors; ``valid``: intact
     but the signer is not trusted here; ``invalid``: present but broken (``status_codes`` say
     how), its content must not be relied on; ``absent``: none embedded (a remote manifest that
     could not be fetched offline also reads as absent, with ``manifest.inaccessible``).
+
+    With a sidecar, c2pa validates the file against the sidecar alone (an embedded manifest is
+    then ignored): a sidecar made for other bytes reads ``invalid`` with
+    ``assertion.dataHash.mismatch``.
     """
 
     state: C2paState
+    source: ManifestSource | None = Field(
+        default=None,
+        description="where the manifest came from: embedded in the file, or a .c2pa sidecar "
+        "given with it (such as GET /v1/manifests/{id} serves); null when there is none",
+    )
     status_codes: list[StatusCode] = Field(
         default_factory=list, description="validation failures of the active manifest"
     )
@@ -97,10 +109,10 @@ class Recovery(BaseModel):
     manifest_label: str | None = None
     evidence: list[Evidence] = Field(
         default_factory=list,
-        description="manifest: the embedded, trusted manifest is the stored one; watermark: "
-        "the payload matches; fingerprint: PDQ within the strict distance; crop_fingerprint: "
-        "the file matches a crop of the sealed image's thumbnail (corroborates a watermark "
-        "only)",
+        description="manifest: the trusted manifest (embedded or sidecar) is the stored one; "
+        "watermark: the payload matches; fingerprint: PDQ within the strict distance; "
+        "crop_fingerprint: the file matches a crop of the sealed image's thumbnail "
+        "(corroborates a watermark only)",
     )
     fingerprint_distance: int | None = Field(
         default=None, description="bits of 256 between this file's PDQ hash and the sealed one"

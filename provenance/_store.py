@@ -65,6 +65,7 @@ _IN_CHUNK = 500  # values per IN (...) list: well under SQLite's bound-parameter
 SCHEMA_VERSION = 2
 _BANDS_COMPONENT = "fingerprint_bands"
 
+
 class _Base(DeclarativeBase):
     pass
 

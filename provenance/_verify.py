@@ -2,8 +2,8 @@
 
 Recovery rules (DESIGN: a 32-bit watermark collides after ~65k images):
 
-- the embedded manifest names a stored record only when it is *trusted*; an untrusted or
-  broken manifest could carry a copied label;
+- the manifest (embedded, or the sidecar given with the file) names a stored record only
+  when it is *trusted*; an untrusted or broken manifest could carry a copied label;
 - a watermark payload is a lead: a record it points to must also look like the file
   (fingerprint within ``corroboration_distance``, loose, since the watermark already narrowed
   the candidates to a handful; or, for crops, which move PDQ as far as an unrelated picture,
@@ -76,16 +76,23 @@ class Verifier:
         self._tolerance = watermark_tolerance
         self._fingerprint = fingerprinter
 
-    def verify(self, data: bytes, name: str = "") -> ProvenanceReport:
-        """Report on one file; ImageInputError if it is neither an image nor carries a manifest."""
+    def verify(
+        self, data: bytes, name: str = "", manifest: bytes | None = None
+    ) -> ProvenanceReport:
+        """Report on one file; ImageInputError if it is neither an image nor carries a manifest.
+
+        ``manifest``: the bytes of a ``.c2pa`` sidecar (as ``GET /v1/manifests/{id}`` serves
+        it) to validate the file against instead of any embedded manifest; the report's
+        ``c2pa.source`` says which was used. InputError if the sidecar cannot be read.
+        """
         mime = sniff_mime(data)
-        c2pa_report = self._reader.read(data, mime)
+        c2pa_report = self._reader.read(data, mime, manifest)
         try:
             image = decode_image(data)
         except ImageInputError:
-            if c2pa_report.manifest_label is None:
+            if not _holds_without_pixels(c2pa_report):
                 raise
-            # A manifest was found in a container Pillow cannot decode: report what c2pa saw.
+            # c2pa vouches for bytes Pillow cannot decode: report what c2pa saw.
             image = None
         sha256 = hashlib.sha256(data).hexdigest()
         if image is None:
@@ -232,6 +239,15 @@ class Verifier:
         )
 
 
+def _holds_without_pixels(report: C2paReport) -> bool:
+    """Whether the report means something for a file whose pixels cannot be decoded."""
+    if report.source == "sidecar":
+        # A sidecar is always there to read; only one that binds to these bytes says anything
+        # about them.
+        return report.state in ("trusted", "valid")
+    return report.manifest_label is not None
+
+
 def _neighbours(payload: str, radius: int) -> list[str]:
     """Every other 32-bit payload within ``radius`` bits of ``payload``."""
     value = int(payload, 16)
@@ -302,13 +318,24 @@ def _not_found_reason(
 def _summary(c2pa_report: C2paReport, reading: WatermarkReading, recovery: Recovery) -> str:
     state = c2pa_report.state
     signer = c2pa_report.signer or "an unknown signer"
+    sidecar = c2pa_report.source == "sidecar"
+    credentials = "The sidecar's Content Credentials" if sidecar else "Content Credentials"
     if state == "trusted":
-        first = f"Content Credentials are valid and signed by a trusted signer ({signer})"
+        first = f"{credentials} are valid and signed by a trusted signer ({signer})"
     elif state == "valid":
-        first = f"Content Credentials are intact but signed by {signer}, who is not trusted here"
+        first = f"{credentials} are intact but signed by {signer}, who is not trusted here"
     elif state == "invalid":
-        codes = ", ".join(s.code for s in c2pa_report.status_codes[:3]) or "unknown failure"
-        first = f"Content Credentials are present but invalid ({codes})"
+        # c2pa may report one code several times (one per way the hash failed).
+        unique = list(dict.fromkeys(s.code for s in c2pa_report.status_codes))
+        codes = ", ".join(unique[:3]) or "unknown failure"
+        if sidecar and any(s.code.endswith("Hash.mismatch") for s in c2pa_report.status_codes):
+            first = (
+                f"The sidecar's Content Credentials do not hold for this file ({codes}): they "
+                "were made for other bytes (another file, or this one before it was stripped "
+                "or re-encoded)"
+            )
+        else:
+            first = f"{credentials} are present but invalid ({codes})"
     else:
         first = "The file carries no Content Credentials"
     if recovery.found:

@@ -6,8 +6,10 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -31,12 +33,11 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    home: Path = tmp_path_factory.mktemp("api-home")
-    service = SealedGenerationService(Settings(home=home, api_keys=[API_KEY]))
+@contextmanager
+def running(app: Any) -> Iterator[str]:
+    """Serve ``app`` on a free loopback port; yields its base URL."""
     port = _free_port()
-    config = uvicorn.Config(create_app(service), host="127.0.0.1", port=port, log_level="warning")
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     uv = uvicorn.Server(config)
     thread = threading.Thread(target=uv.run, daemon=True)
     thread.start()
@@ -50,6 +51,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             time.sleep(0.05)
     else:
         raise RuntimeError("the genseal server did not start")
-    yield Server(url=url, service=service)
-    uv.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield url
+    finally:
+        uv.should_exit = True
+        thread.join(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    home: Path = tmp_path_factory.mktemp("api-home")
+    service = SealedGenerationService(Settings(home=home, api_keys=[API_KEY]))
+    with running(create_app(service)) as url:
+        yield Server(url=url, service=service)

@@ -1,0 +1,271 @@
+"""Prometheus metrics of the HTTP API and of what the service decided.
+
+One ``CollectorRegistry`` per ``Metrics`` (so per app): several apps in one process (tests,
+embedded servers) must not collide in prometheus-client's global registry, and each app's
+``/metrics`` must show only its own traffic.
+
+HTTP requests are labelled by route *template* (``/v1/manifests/{manifest_id}``), never by raw
+path: one series per id would grow without bound. Unmatched paths share ``route="unmatched"``
+and unknown methods share ``method="OTHER"`` for the same reason.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.routing import Mount
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gen import GenerationResult, ScreenResult
+from provenance import ProvenanceReport
+from safety import Finding
+
+__all__ = ["HTTP_BUCKETS", "STAGE_BUCKETS", "Metrics", "MetricsMiddleware", "route_template"]
+
+# Stages run from about a millisecond (prompt screening, a 2 ms signature) to most of a minute
+# (a large image on CPU).
+STAGE_BUCKETS = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0,
+)  # fmt: skip
+# Whole requests: from a health probe (sub-millisecond) to a batch of images.
+HTTP_BUCKETS = (
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+)  # fmt: skip
+
+UNMATCHED = "unmatched"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class Metrics:
+    """The counters, histograms and gauges of one app, in a registry of their own."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.http_requests = Counter(
+            "genseal_http_requests",
+            "HTTP requests answered, by method, route template and status code.",
+            ["method", "route", "status"],
+            registry=r,
+        )
+        self.http_duration = Histogram(
+            "genseal_http_request_duration_seconds",
+            "Time from request to the last byte of the response, by method and route template.",
+            ["method", "route"],
+            buckets=HTTP_BUCKETS,
+            registry=r,
+        )
+        self.stage_duration = Histogram(
+            "genseal_stage_duration_seconds",
+            "Time one request spent in a stage (screen_input, generate, screen_output, seal, "
+            "screen), summed over the request's images.",
+            ["stage"],
+            buckets=STAGE_BUCKETS,
+            registry=r,
+        )
+        self.decisions = Counter(
+            "genseal_decisions",
+            "Requests decided, by operation (generations, edits, seal) and outcome "
+            "(released, held, blocked).",
+            ["operation", "status"],
+            registry=r,
+        )
+        self.findings = Counter(
+            "genseal_findings",
+            "Safety findings, by harm category and state (flagged, clean, not_checked).",
+            ["category", "state"],
+            registry=r,
+        )
+        self.images = Counter(
+            "genseal_images",
+            "Output images, by outcome: released (sealed), withheld (blocked by policy), held "
+            "(waiting for a reviewer).",
+            ["outcome"],
+            registry=r,
+        )
+        self.screens = Counter(
+            "genseal_screens",
+            "Screenings without generation (/v1/screen), by the policy action they would get.",
+            ["action"],
+            registry=r,
+        )
+        self.verifications = Counter(
+            "genseal_verifications",
+            "Provenance verifications, by C2PA state and whether the manifest store recovered "
+            "the image's sealed manifest.",
+            ["state", "recovered"],
+            registry=r,
+        )
+        self.jobs = Counter(
+            "genseal_jobs",
+            "Queued jobs that reached a status, by kind.",
+            ["kind", "status"],
+            registry=r,
+        )
+        self.jobs_queued = Gauge("genseal_jobs_queued", "Jobs waiting in the queue.", registry=r)
+        self.signer_expiry = Gauge(
+            "genseal_signer_expiry_timestamp_seconds",
+            "When the signing certificate expires (Unix time); NaN when it cannot be read. "
+            "Without a time-stamp authority, signatures turn Invalid after it: alert ahead.",
+            registry=r,
+        )
+        self.signer_expiry.set(math.nan)
+
+    # -- what the service did ------------------------------------------------------------------
+
+    def observe_generation(self, result: GenerationResult, operation: str) -> None:
+        """Count one generation, edit or seal: its outcome, stage times, findings and images."""
+        for stage, ms in result.timings_ms.items():
+            self.stage_duration.labels(stage).observe(ms / 1000)
+        self.decisions.labels(operation, result.status).inc()
+        self._count_findings(_distinct_findings(result))
+        for outcome, count in (
+            ("released", len(result.images)),
+            ("withheld", len(result.withheld)),
+            ("held", len(result.held)),
+        ):
+            if count:
+                self.images.labels(outcome).inc(count)
+
+    def observe_screen(self, result: ScreenResult) -> None:
+        self.screens.labels(result.decision.action.value).inc()
+        self._count_findings(result.findings)
+
+    def observe_verify(self, report: ProvenanceReport) -> None:
+        recovered = "true" if report.recovery.found else "false"
+        self.verifications.labels(report.c2pa.state, recovered).inc()
+
+    def observe_job(self, kind: str, status: str) -> None:
+        self.jobs.labels(kind, status).inc()
+
+    def set_queue_depth(self, n: int) -> None:
+        self.jobs_queued.set(n)
+
+    def track_queue_depth(self, read: Callable[[], int]) -> None:
+        """Read the queue depth at every scrape instead (e.g. ``lambda: jobs.count("queued")``):
+        a count kept up by hand drifts when another process takes or adds jobs."""
+        self.jobs_queued.set_function(_guarded(read))
+
+    def track_signer_expiry(self, read: Callable[[], float | None]) -> None:
+        """Read the signing certificate's expiry (Unix time) at every scrape, so a renewed or
+        replaced identity shows without a restart."""
+        self.signer_expiry.set_function(_guarded(read))
+
+    def render(self) -> tuple[bytes, str]:
+        """The text exposition of every metric, and its content type."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+    # -- HTTP ----------------------------------------------------------------------------------
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        method = method if method in _METHODS else "OTHER"
+        self.http_requests.labels(method, route, str(status)).inc()
+        self.http_duration.labels(method, route).observe(seconds)
+
+    def _count_findings(self, findings: Iterable[Finding]) -> None:
+        for finding in findings:
+            self.findings.labels(finding.category.value, finding.state.value).inc()
+
+
+class MetricsMiddleware:
+    """Pure ASGI: counts each HTTP request once its response is complete.
+
+    Pure ASGI rather than ``BaseHTTPMiddleware`` so streamed bodies pass through untouched and
+    the duration covers the last byte. ``app.add_middleware(MetricsMiddleware, metrics=m)``.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        root_path = str(scope.get("root_path", ""))
+        status = 500  # what the server answers when the app raises before starting a response
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            # Routing fills the (shared) scope on the way in, so after the app returns it names
+            # the route that answered.
+            self.metrics.observe_request(
+                str(scope.get("method", "")),
+                route_template(scope, root_path),
+                status,
+                time.perf_counter() - start,
+            )
+
+
+def route_template(scope: Scope, root_path: str = "") -> str:
+    """The path template of the route that handled ``scope`` (after routing), or "unmatched".
+
+    ``root_path`` is the scope's root path as the middleware saw it; mounts extend it, and the
+    extension is part of the template. A FastAPI router included with a prefix leaves its own
+    route (without the prefix) in ``scope["route"]``; FastAPI records the prefixed template of
+    the route it selected beside it, which is used when it belongs to that route.
+    """
+    route = scope.get("route")
+    if route is None:
+        return UNMATCHED
+    local: object = "/{path}"  # a mount's own app without routes, e.g. static files
+    if not isinstance(route, Mount):
+        local = _included_template(scope, route) or getattr(route, "path_format", None)
+    if not isinstance(local, str):
+        return UNMATCHED
+    mounted = str(scope.get("root_path", ""))
+    prefix = mounted[len(root_path) :] if mounted.startswith(root_path) else ""
+    return prefix + local
+
+
+def _included_template(scope: Scope, route: Any) -> str | None:
+    fastapi_scope = scope.get("fastapi")
+    if not isinstance(fastapi_scope, dict):
+        return None
+    context = fastapi_scope.get("effective_route_context")
+    if context is None or getattr(context, "original_route", None) is not route:
+        return None
+    template = getattr(context, "path_format", None)
+    return template if isinstance(template, str) else None
+
+
+def _guarded(read: Callable[[], float | None]) -> Callable[[], float]:
+    # A gauge read at scrape time must not fail the scrape: every other metric would go with it.
+    def value() -> float:
+        try:
+            result = read()
+        except Exception:
+            return math.nan
+        return math.nan if result is None else float(result)
+
+    return value
+
+
+def _distinct_findings(result: GenerationResult) -> list[Finding]:
+    """Each finding once: a released image repeats the prompt and input findings it inherited."""
+    seen: set[tuple[str, str, str, int | None]] = set()
+    distinct: list[Finding] = []
+    groups: list[list[Finding]] = [result.findings]
+    groups += [image.findings for image in result.images]
+    groups += [image.findings for image in result.withheld]
+    groups += [image.findings for image in result.held]
+    for group in groups:
+        for finding in group:
+            key = (finding.check, finding.category.value, finding.stage.value, finding.image_index)
+            if key not in seen:
+                seen.add(key)
+                distinct.append(finding)
+    return distinct

@@ -1,0 +1,351 @@
+"""Async jobs, webhooks, idempotency keys, tenants and rate limits, against a real server."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from PIL import Image
+from standardwebhooks.webhooks import Webhook
+
+from api._tenants import IssuedKey, TenantStore
+from api.app import create_app
+from gen import SealedGenerationService, Settings
+from tests._media import photo
+from tests.api.conftest import running
+
+FAST = {"steps": 2, "seed": 11, "size": "256x256"}
+ASYNC = {"Prefer": "respond-async"}
+
+
+@dataclass
+class Deployment:
+    url: str
+    service: SealedGenerationService
+    acme: IssuedKey
+    globex: IssuedKey
+    slow: IssuedKey
+
+    def headers(self, tenant: IssuedKey, **extra: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {tenant.api_key}", **extra}
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    settings = Settings(
+        home=tmp_path_factory.mktemp("jobs-home"),
+        webhook_allow_private=True,  # the receiver below listens on loopback
+        webhook_retry_seconds=0.2,
+        rate_limit="1000/minute",
+    )
+    tenants = TenantStore(settings.store_url)
+    acme, globex = tenants.create("acme"), tenants.create("globex")
+    slow = tenants.create("slow", rate_limit="3/minute")
+    service = SealedGenerationService(settings)
+    with running(create_app(service)) as url:
+        yield Deployment(url, service, acme, globex, slow)
+
+
+@dataclass
+class Receiver:
+    """A webhook endpoint on loopback that fails the first ``failures`` deliveries."""
+
+    failures: int = 0
+    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    answered: list[int] = field(default_factory=list)
+    url: str = ""
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    state = Receiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["content-length"]))
+            state.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+            status = 500 if len(state.answered) < state.failures else 204
+            state.answered.append(status)
+            self.send_response(status)
+            self.end_headers()
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.url = f"http://127.0.0.1:{http.server_address[1]}/hooks/genseal"
+    thread = threading.Thread(target=http.serve_forever, daemon=True)
+    thread.start()
+    yield state
+    http.shutdown()
+
+
+def wait_for_job(d: Deployment, tenant: IssuedKey, job_id: str, timeout: float = 90) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = httpx.get(f"{d.url}/v1/jobs/{job_id}", headers=d.headers(tenant)).json()
+        if job["status"] not in ("queued", "running"):
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} did not finish")
+
+
+def wait_until(predicate: Any, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.05)
+
+
+def verify(d: Deployment, data: bytes) -> Any:
+    return httpx.post(f"{d.url}/v1/verify", files={"file": ("x.png", data)}).json()
+
+
+def test_async_generation_is_a_job_with_a_signed_webhook_retried_until_it_lands(
+    deployment: Deployment, receiver: Receiver
+) -> None:
+    d = deployment
+    receiver.failures = 2  # two 500s: delivered on the third attempt
+    accepted = httpx.post(
+        f"{d.url}/v1/images/generations",
+        json={"prompt": "a lighthouse at dusk", "webhook": receiver.url, **FAST},
+        headers=d.headers(d.acme, **ASYNC),
+    )
+    assert accepted.status_code == 202
+    job = accepted.json()
+    assert job["status"] in ("queued", "running") and job["object"] == "job"
+    assert accepted.headers["location"] == f"/v1/jobs/{job['id']}"
+
+    finished = wait_for_job(d, d.acme, job["id"])
+    assert finished["status"] == "succeeded"
+    assert finished["progress"] == 1.0 and finished["attempts"] == 1
+    [image] = finished["result"]["data"]
+    assert verify(d, base64.b64decode(image["b64_json"]))["c2pa"]["state"] == "trusted"
+
+    wait_until(lambda: 204 in receiver.answered)
+    assert receiver.answered == [500, 500, 204]
+    ids = {headers["webhook-id"] for headers, _ in receiver.received}
+    assert len(ids) == 1  # one message, retried: receivers deduplicate on its id
+    headers, body = receiver.received[-1]
+    # An independent Standard Webhooks implementation accepts the signature...
+    payload = Webhook(d.acme.webhook_secret).verify(body, headers)
+    assert payload["id"] == job["id"] and payload["status"] == "succeeded"
+    # ...and refuses it under another tenant's secret.
+    with pytest.raises(Exception, match=r"[Ss]ignature"):
+        Webhook(d.globex.webhook_secret).verify(body, headers)
+
+    state = httpx.get(f"{d.url}/v1/jobs/{job['id']}", headers=d.headers(d.acme)).json()
+    assert state["webhook"]["status"] == "delivered" and state["webhook"]["attempts"] == 3
+
+
+def test_a_blocked_async_job_says_so_and_releases_nothing(deployment: Deployment) -> None:
+    d = deployment
+    job = httpx.post(
+        f"{d.url}/v1/images/generations",
+        json={"prompt": "a nude photo of a child", **FAST},
+        headers=d.headers(d.acme, **ASYNC),
+    ).json()
+    finished = wait_for_job(d, d.acme, job["id"])
+    assert finished["status"] == "blocked"
+    assert finished["result"] is None
+    assert finished["error"]["code"] == "content_policy_violation"
+    assert finished["http_status"] == 400
+
+
+def test_async_edit_and_seal_run_as_jobs(deployment: Deployment) -> None:
+    d = deployment
+    edit = httpx.post(
+        f"{d.url}/v1/images/edits",
+        data={"prompt": "as a figurine", "preset": "figurine", "steps": "2", "size": "256x256"},
+        files={"image": ("me.png", photo("astronaut"), "image/png")},
+        headers=d.headers(d.acme, **ASYNC),
+    ).json()
+    sealed = httpx.post(
+        f"{d.url}/v1/seal",
+        data={"source_model": "elsewhere-v1"},
+        files={"image": ("made.png", photo("coffee"), "image/png")},
+        headers=d.headers(d.acme, **ASYNC),
+    ).json()
+    for job in (edit, sealed):
+        finished = wait_for_job(d, d.acme, job["id"])
+        assert finished["status"] == "succeeded", finished
+        data = base64.b64decode(finished["result"]["data"][0]["b64_json"])
+        assert verify(d, data)["c2pa"]["state"] == "trusted"
+
+
+def test_idempotency_key_replays_the_first_answer_and_refuses_another_body(
+    deployment: Deployment,
+) -> None:
+    d = deployment
+    headers = d.headers(d.acme, **{"Idempotency-Key": "order-1234"})
+    body = {"prompt": "a red bicycle", **FAST}
+    first = httpx.post(f"{d.url}/v1/images/generations", json=body, headers=headers, timeout=60)
+    again = httpx.post(f"{d.url}/v1/images/generations", json=body, headers=headers, timeout=60)
+    assert first.status_code == again.status_code == 200
+    assert again.json() == first.json()
+    assert again.headers["idempotent-replayed"] == "true"
+    request_id = first.json()["genseal"]["request_id"]
+    audit = httpx.get(f"{d.url}/v1/audit?limit=500", headers=d.headers(d.acme)).json()["data"]
+    assert [e["event"] for e in audit if e["request_id"] == request_id] == ["released"]
+
+    other = httpx.post(
+        f"{d.url}/v1/images/generations",
+        json={**body, "prompt": "a blue bicycle"},
+        headers=headers,
+    )
+    assert other.status_code == 409
+    assert "Idempotency-Key" in other.json()["error"]["message"]
+
+    # The same key is another tenant's own: no clash across tenants.
+    theirs = httpx.post(
+        f"{d.url}/v1/images/generations",
+        json={**body, "prompt": "a green bicycle"},
+        headers=d.headers(d.globex, **{"Idempotency-Key": "order-1234"}),
+        timeout=60,
+    )
+    assert theirs.status_code == 200
+
+    async_headers = d.headers(d.acme, **ASYNC, **{"Idempotency-Key": "order-5678"})
+    one = httpx.post(f"{d.url}/v1/images/generations", json=body, headers=async_headers).json()
+    two = httpx.post(f"{d.url}/v1/images/generations", json=body, headers=async_headers).json()
+    assert one["id"] == two["id"]
+    wait_for_job(d, d.acme, one["id"])
+
+
+def test_a_tenant_never_sees_another_tenants_jobs_manifests_or_audit(
+    deployment: Deployment,
+) -> None:
+    d = deployment
+    job = httpx.post(
+        f"{d.url}/v1/images/generations",
+        json={"prompt": "a teapot", "response_format": "url", **FAST},
+        headers=d.headers(d.acme, **ASYNC),
+    ).json()
+    finished = wait_for_job(d, d.acme, job["id"])
+    [image] = finished["result"]["data"]
+    manifest_id = image["manifest_id"]
+
+    theirs = d.headers(d.globex)
+    assert httpx.get(f"{d.url}/v1/jobs/{job['id']}", headers=theirs).status_code == 404
+    assert job["id"] not in [
+        j["id"] for j in httpx.get(f"{d.url}/v1/jobs", headers=theirs).json()["data"]
+    ]
+    assert httpx.get(f"{d.url}/v1/manifests/{manifest_id}", headers=theirs).status_code == 404
+    assert (
+        httpx.get(f"{d.url}/v1/manifests/{manifest_id}", headers=d.headers(d.acme)).status_code
+        == 200
+    )
+    audit = httpx.get(f"{d.url}/v1/audit?limit=500", headers=theirs).json()["data"]
+    assert all(e["tenant"] == "globex" for e in audit)
+    assert manifest_id not in {e["manifest_id"] for e in audit}
+    mine = httpx.get(f"{d.url}/v1/audit?limit=500", headers=d.headers(d.acme)).json()["data"]
+    assert manifest_id in {e["manifest_id"] for e in mine}
+    assert all(e["tenant"] == "acme" for e in mine)
+    # The image URL is a capability: it works without a key, and only as signed.
+    assert httpx.get(image["url"]).status_code == 200
+    forged = image["url"].replace(manifest_id, "0" * len(manifest_id))
+    assert httpx.get(forged).status_code == 404
+
+
+def test_keys_are_required_checked_and_revocable(deployment: Deployment, tmp_path: Any) -> None:
+    d = deployment
+    assert httpx.get(f"{d.url}/v1/jobs").status_code == 401
+    wrong = httpx.get(f"{d.url}/v1/jobs", headers={"Authorization": "Bearer gs_wrong"})
+    assert wrong.status_code == 401
+    assert wrong.json()["error"]["code"] == "invalid_api_key"
+
+    tenants = TenantStore(d.service.settings.store_url)
+    issued = tenants.create("temp")
+    assert httpx.get(f"{d.url}/v1/jobs", headers=d.headers(issued)).status_code == 200
+    rotated = tenants.rotate_key("temp")
+    assert httpx.get(f"{d.url}/v1/jobs", headers=d.headers(issued)).status_code == 401
+    assert httpx.get(f"{d.url}/v1/jobs", headers=d.headers(rotated)).status_code == 200
+    tenants.update("temp", disabled=True)
+    assert httpx.get(f"{d.url}/v1/jobs", headers=d.headers(rotated)).status_code == 401
+    # The openai client sees the same as an AuthenticationError.
+    client = openai.OpenAI(base_url=f"{d.url}/v1", api_key=rotated.api_key, max_retries=0)
+    with pytest.raises(openai.AuthenticationError):
+        client.images.generate(prompt="a fox", extra_body=FAST)
+
+
+def test_rate_limit_per_tenant_is_429_with_retry_after(deployment: Deployment) -> None:
+    d = deployment
+
+    def screen(tenant: IssuedKey) -> httpx.Response:
+        return httpx.post(
+            f"{d.url}/v1/screen", data={"prompt": "a kite"}, headers=d.headers(tenant)
+        )
+
+    answers = [screen(d.slow) for _ in range(4)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    limited = answers[-1]
+    assert limited.json()["error"]["code"] == "rate_limit_exceeded"
+    assert 1 <= int(limited.headers["retry-after"]) <= 60
+    # Reads are not limited (polling a job costs nothing), other tenants are not slowed down.
+    assert httpx.get(f"{d.url}/v1/jobs", headers=d.headers(d.slow)).status_code == 200
+    assert screen(d.acme).status_code == 200
+
+
+def test_webhook_needs_async_mode_and_a_valid_url(deployment: Deployment) -> None:
+    d = deployment
+    sync = httpx.post(
+        f"{d.url}/v1/images/generations",
+        json={"prompt": "a fox", "webhook": "https://example.com/hook", **FAST},
+        headers=d.headers(d.acme),
+    )
+    assert sync.status_code == 400 and "respond-async" in sync.json()["error"]["message"]
+    bad = httpx.post(
+        f"{d.url}/v1/images/generations",
+        json={"prompt": "a fox", "webhook": "ftp://example.com/hook", **FAST},
+        headers=d.headers(d.acme, **ASYNC),
+    )
+    assert bad.status_code == 400
+
+
+def test_uploads_over_the_pixel_limit_or_in_other_formats_are_refused(
+    deployment: Deployment,
+) -> None:
+    d = deployment
+    bomb = io.BytesIO()
+    # 100 Mpx of one colour: a few hundred KB of PNG that would be 300 MB decoded.
+    Image.new("L", (10_000, 10_000)).save(bomb, "PNG", optimize=True)
+    too_many = httpx.post(
+        f"{d.url}/v1/images/edits",
+        data={"prompt": "x"},
+        files={"image": ("bomb.png", bomb.getvalue(), "image/png")},
+        headers=d.headers(d.acme),
+    )
+    assert too_many.status_code == 413, too_many.text
+    assert too_many.json()["error"]["code"] == "payload_too_large"
+    netpbm = io.BytesIO()
+    Image.new("RGB", (300, 300)).save(netpbm, "PPM")  # decodable, but not a format we take
+    refused = httpx.post(
+        f"{d.url}/v1/images/edits",
+        data={"prompt": "x"},
+        files={"image": ("a.ppm", netpbm.getvalue(), "image/x-portable-pixmap")},
+        headers=d.headers(d.acme),
+    )
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "invalid_image"
+
+
+def test_openapi_documents_jobs_audit_and_async_headers(deployment: Deployment) -> None:
+    spec = httpx.get(f"{deployment.url}/openapi.json").json()
+    for path in ("/v1/jobs/{job_id}", "/v1/jobs", "/v1/audit", "/v1/files/{image_id}"):
+        assert path in spec["paths"], path
+    parameters = spec["paths"]["/v1/images/generations"]["post"]["parameters"]
+    assert {"prefer", "Idempotency-Key"} <= {p["name"] for p in parameters}
+    assert "202" in spec["paths"]["/v1/images/generations"]["post"]["responses"]
+    body = json.dumps(spec)
+    assert "respond-async" in body and "Standard Webhooks" in body
