@@ -19,7 +19,7 @@ from safety import Decision, Finding
 class ImageGenerationBody(BaseModel):
     """``POST /v1/images/generations``."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
     prompt: str = Field(min_length=1, max_length=4000)
     model: str | None = Field(default=None, description="tiny, a HF id or a local directory.")
@@ -42,8 +42,14 @@ class ImageGenerationBody(BaseModel):
     webhook: str | None = Field(
         default=None,
         max_length=2000,
-        description="With `Prefer: respond-async`: POSTed the finished job (Standard Webhooks "
-        "signature, retried with back-off).",
+        description="In async mode: POSTed the finished job (Standard Webhooks signature, "
+        "retried with back-off).",
+    )
+    run_async: bool = Field(
+        default=False,
+        alias="async",
+        description="Answer 202 with a job at once, as `Prefer: respond-async` does (for "
+        "clients that cannot set headers).",
     )
 
 

@@ -96,6 +96,17 @@ IdempotencyHeader = Annotated[
 ]
 
 
+WebhookForm = Annotated[
+    str | None, Form(description="In async mode: gets the finished job, signed.")
+]
+AsyncForm = Annotated[
+    bool,
+    Form(
+        alias="async",
+        description="Answer 202 with a job at once, as `Prefer: respond-async` does.",
+    ),
+]
+
 _bearer = HTTPBearer(auto_error=False)
 
 
@@ -259,11 +270,14 @@ def create_app(
         prefer: str | None,
         idempotency_key: str | None,
         webhook: str | None,
+        run_async: bool,
     ) -> Response:
-        asynchronous = "respond-async" in (prefer or "").lower()
+        asynchronous = run_async or "respond-async" in (prefer or "").lower()
         if webhook is not None:
             if not asynchronous:
-                raise InputError("webhook needs async mode: send 'Prefer: respond-async'")
+                raise InputError(
+                    "webhook needs async mode: send 'Prefer: respond-async' (or async=true)"
+                )
             validate_webhook_url(webhook, allow_private=settings.webhook_allow_private)
         base_url = settings.public_url or str(request.base_url)
         if not asynchronous and idempotency_key is None:
@@ -323,7 +337,9 @@ def create_app(
         prefer: PreferHeader = None,
         idempotency_key: IdempotencyHeader = None,
     ) -> Response:
-        fields = body.model_dump(mode="json", exclude={"webhook", "user"}, exclude_none=True)
+        fields = body.model_dump(
+            mode="json", exclude={"webhook", "user", "run_async"}, exclude_none=True
+        )
         return await submit(
             "generations",
             fields,
@@ -333,6 +349,7 @@ def create_app(
             prefer=prefer,
             idempotency_key=idempotency_key,
             webhook=body.webhook,
+            run_async=body.run_async,
         )
 
     @app.post(
@@ -364,9 +381,8 @@ def create_app(
         consent_reference: Annotated[
             str | None, Form(description="Consent attestation: the platform's consent record.")
         ] = None,
-        webhook: Annotated[
-            str | None, Form(description="With `Prefer: respond-async`: gets the finished job.")
-        ] = None,
+        webhook: WebhookForm = None,
+        run_async: AsyncForm = False,
         prefer: PreferHeader = None,
         idempotency_key: IdempotencyHeader = None,
     ) -> Response:
@@ -404,6 +420,7 @@ def create_app(
             prefer=prefer,
             idempotency_key=idempotency_key,
             webhook=webhook,
+            run_async=run_async,
         )
 
     @app.post(
@@ -421,9 +438,8 @@ def create_app(
         prompt: Annotated[str | None, Form()] = None,
         purpose: Annotated[str | None, Form(max_length=200)] = None,
         response_format: Annotated[Literal["b64_json", "url"], Form()] = "b64_json",
-        webhook: Annotated[
-            str | None, Form(description="With `Prefer: respond-async`: gets the finished job.")
-        ] = None,
+        webhook: WebhookForm = None,
+        run_async: AsyncForm = False,
         prefer: PreferHeader = None,
         idempotency_key: IdempotencyHeader = None,
     ) -> Response:
@@ -444,6 +460,7 @@ def create_app(
             prefer=prefer,
             idempotency_key=idempotency_key,
             webhook=webhook,
+            run_async=run_async,
         )
 
     @app.get(

@@ -50,6 +50,10 @@ app = typer.Typer(
 )
 keys_app = typer.Typer(help="The signing identity that seals images.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+manifests_app = typer.Typer(
+    help="Manifests in the manifest store: export them as .c2pa sidecars.", no_args_is_help=True
+)
+app.add_typer(manifests_app, name="manifests")
 app.add_typer(policy_app, name="policy")
 app.add_typer(review_app, name="review")
 app.add_typer(tenants_app, name="tenants")
@@ -216,6 +220,14 @@ def verify(
         list[Path] | None,
         typer.Option("--trust", help="PEM file of extra trust anchors (repeatable)."),
     ] = None,
+    manifest: Annotated[
+        Path | None,
+        typer.Option(
+            "--manifest",
+            help="A .c2pa sidecar (genseal manifests export ID) to validate the file against, "
+            "instead of any embedded manifest; one file only.",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Provenance report per file: C2PA state, watermark and the manifest recovered from the store.
@@ -227,17 +239,48 @@ def verify(
     from gen import build_verifier
 
     with _errors():
+        if manifest is not None and len(files) != 1:
+            raise InputError("--manifest goes with exactly one file: the one it was made for")
+        sidecar = _read_file(manifest, "sidecar manifest") if manifest is not None else None
         anchors = b"\n".join(_read_file(p, "trust anchor file") for p in trust or [])
         verifier = build_verifier(_settings(), anchors)
         reports = []
         for path in files:
-            reports.append(verifier.verify(_read_file(path, "file"), name=str(path)))
+            reports.append(verifier.verify(_read_file(path, "file"), str(path), sidecar))
         if as_json:
             payload = [r.model_dump(mode="json") for r in reports]
             _dump(payload if len(files) > 1 else payload[0])
         else:
             for report in reports:
                 render_report(out, report)
+
+
+@manifests_app.command("export")
+def manifests_export(
+    manifest_id: Annotated[str, typer.Argument(help="The manifest id (gs_…) of a sealed image.")],
+    out_path: Annotated[
+        Path | None,
+        typer.Option("--out", help="Where to write the .c2pa file (default: ID.c2pa here)."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Write a sealed image's C2PA manifest store as a .c2pa sidecar, for auditors
+    (genseal verify IMAGE --manifest ID.c2pa)."""
+    from provenance import ManifestStore
+
+    with _errors():
+        record = ManifestStore(_settings().store_url).get(manifest_id)
+        if record is None:
+            raise InputError(f"no manifest {manifest_id} in the manifest store")
+        target = out_path if out_path is not None else Path(f"{manifest_id}.c2pa")
+        try:
+            target.write_bytes(record.manifest_store)
+        except OSError as exc:
+            raise InputError(f"cannot write {target}: {exc.strerror or exc}") from exc
+        if as_json:
+            _dump({"manifest_id": manifest_id, "path": str(target), "bytes": target.stat().st_size})
+        else:
+            out.print(f"wrote {target} ({target.stat().st_size:,} bytes)")
 
 
 @keys_app.command("init")

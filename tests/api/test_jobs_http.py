@@ -349,3 +349,41 @@ def test_openapi_documents_jobs_audit_and_async_headers(deployment: Deployment) 
     assert "202" in spec["paths"]["/v1/images/generations"]["post"]["responses"]
     body = json.dumps(spec)
     assert "respond-async" in body and "Standard Webhooks" in body
+
+
+def test_the_async_flag_makes_a_job_like_the_prefer_header(deployment: Deployment) -> None:
+    d = deployment
+    queued = httpx.post(
+        f"{d.url}/v1/images/generations",
+        json={"prompt": "a paper boat", "async": True, **FAST},
+        headers=d.headers(d.acme),
+    )
+    assert queued.status_code == 202, queued.text
+    assert queued.headers["location"] == f"/v1/jobs/{queued.json()['id']}"
+    job = wait_for_job(d, d.acme, queued.json()["id"])
+    assert job["status"] == "succeeded"
+    assert job["result"]["data"][0]["manifest_id"]
+
+    sealed = httpx.post(
+        f"{d.url}/v1/seal",
+        files={"image": ("photo.png", photo("coffee"))},
+        data={"async": "true"},
+        headers=d.headers(d.acme),
+    )
+    assert sealed.status_code == 202, sealed.text
+    assert wait_for_job(d, d.acme, sealed.json()["id"])["status"] == "succeeded"
+
+
+def test_verify_is_open_but_limited_per_client_address(tmp_path: Any) -> None:
+    settings = Settings(home=tmp_path, verify_rate_limit="2/minute")
+    TenantStore(settings.store_url).create("acme")  # auth is on: verify still needs no key
+    with running(create_app(SealedGenerationService(settings))) as url:
+
+        def verify_once() -> httpx.Response:
+            return httpx.post(f"{url}/v1/verify", files={"file": ("p.png", photo("camera"))})
+
+        answers = [verify_once() for _ in range(3)]
+        assert [a.status_code for a in answers] == [200, 200, 429]
+        assert answers[0].json()["c2pa"]["state"] == "absent"
+        assert answers[-1].json()["error"]["code"] == "rate_limit_exceeded"
+        assert int(answers[-1].headers["retry-after"]) >= 1

@@ -300,3 +300,41 @@ def test_verify_trusts_another_root_only_when_given(
 
     code, _, stderr = invoke("verify", path, "--trust", str(tmp_path / "nope.pem"))
     assert code == 2 and "nope.pem" in stderr
+
+
+def test_a_manifest_exported_as_a_sidecar_verifies_its_image(
+    genseal_home: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    code, stdout, stderr = invoke("generate", FOX, *FAST, "--out", str(out), "--json")
+    assert code == 0, stderr
+    [image] = json.loads(stdout)["images"]
+    sidecar = tmp_path / "sealed.c2pa"
+    code, stdout, stderr = invoke(
+        "manifests", "export", image["manifest_id"], "--out", str(sidecar), "--json"
+    )
+    assert code == 0, stderr
+    assert json.loads(stdout)["bytes"] == sidecar.stat().st_size > 0
+
+    code, stdout, stderr = invoke("verify", image["path"], "--manifest", str(sidecar), "--json")
+    assert code == 0, stderr
+    report = json.loads(stdout)
+    assert report["c2pa"]["state"] == "trusted"
+    assert report["c2pa"]["source"] == "sidecar"
+
+    # A copy re-saved without its manifest is not the file the sidecar binds.
+    stripped = tmp_path / "stripped.png"
+    Image.open(image["path"]).save(stripped)
+    code, stdout, _ = invoke("verify", str(stripped), "--manifest", str(sidecar), "--json")
+    report = json.loads(stdout)
+    assert report["c2pa"]["state"] == "invalid"
+    assert report["recovery"]["manifest_id"] == image["manifest_id"]
+
+    code, _, stderr = invoke("verify", image["path"], str(stripped), "--manifest", str(sidecar))
+    assert code == 2 and "exactly one file" in stderr
+    garbage = tmp_path / "garbage.c2pa"
+    garbage.write_bytes(b"not a manifest store")
+    code, _, stderr = invoke("verify", image["path"], "--manifest", str(garbage))
+    assert code == 2 and "sidecar" in stderr and "Traceback" not in stderr
+    code, _, stderr = invoke("manifests", "export", "gs_nothing_here")
+    assert code == 2 and "no manifest gs_nothing_here" in stderr
