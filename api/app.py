@@ -3,9 +3,11 @@
 ``create_app(service)`` builds the FastAPI application; ``genseal serve`` runs it. Every error
 leaves through one handler, in the OpenAI error shape.
 
-The image endpoints run inline by default. ``Prefer: respond-async`` makes them a job (202 and
-``GET /v1/jobs/{id}``, optionally a signed webhook); an ``Idempotency-Key`` header makes a
-retried request return the first answer instead of generating twice.
+The image endpoints run inline by default. ``Prefer: respond-async`` (or ``async``) makes them
+a job (202 and ``GET /v1/jobs/{id}``, optionally a signed webhook); an ``Idempotency-Key`` header
+makes a retried request return the first answer instead of generating twice. ``/metrics``,
+``/readyz`` (``_health``) and the auditor page ``/verify`` (``_verify_page``) are part of every
+app built here.
 """
 
 from __future__ import annotations
@@ -213,9 +215,11 @@ def create_app(
             "`content_policy_violation`.\n\n"
             "**Auth**: `Authorization: Bearer <key>` (keys from `genseal tenants create`); "
             "open when no tenant exists. **Rate limits** per tenant, and per address on "
-            "`/v1/verify`: 429 with `Retry-After`. **Async**: `Prefer: respond-async` → 202 "
-            "and a job; `webhook` gets the finished job, signed per Standard Webhooks. "
-            "**Idempotency**: the `Idempotency-Key` header."
+            "`/v1/verify`: 429 with `Retry-After`. **Async**: `Prefer: respond-async` (or "
+            "`async`) → 202 and a job; `webhook` gets the finished job, signed per Standard "
+            "Webhooks. **Idempotency**: the `Idempotency-Key` header. **Auditors**: "
+            "`POST /v1/verify` (no key) and the page at `/verify`. **Operations**: `/healthz`, "
+            "`/readyz`, `/metrics`."
         ),
     )
     _, readiness = install_observability(app, service, metrics=metrics)
