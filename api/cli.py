@@ -324,7 +324,8 @@ def serve(
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
     policy: PolicyOption = None,
 ) -> None:
-    """Run the HTTP API (OpenAI-compatible image endpoints, verify, manifests; docs at /docs)."""
+    """Run the HTTP API: OpenAI-compatible image endpoints, jobs and webhooks, verify, the
+    auditor page at /verify, /metrics and /readyz; OpenAPI docs at /docs."""
     import uvicorn
 
     from api.app import create_app
@@ -339,7 +340,10 @@ def serve(
 def bench(
     name: Annotated[
         str,
-        typer.Argument(help="seal, checks, watermark, verify, generate, robustness or store."),
+        typer.Argument(
+            help="seal, checks, watermark, verify, generate, robustness, store or load "
+            "(for load, --runs is the duration in seconds)."
+        ),
     ],
     runs: Annotated[int, typer.Option(min=1, help="Measured runs.")] = 20,
     as_json: JsonOption = False,

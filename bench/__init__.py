@@ -26,6 +26,7 @@ BENCHMARKS: dict[str, Callable[[int], dict[str, Any]]] = {
         "generate",
         "robustness",
         "store",
+        "load",
     )
 }
 

@@ -402,11 +402,11 @@ class Ledger:
 
 def _ledger(home: Path, delivered: list[str]) -> Ledger:
     from gen import Settings
-    from provenance import ManifestStore
+    from provenance import AuditEntry, ManifestStore
 
     store = ManifestStore(Settings(home=home).store_url)
     try:
-        entries = []
+        entries: list[AuditEntry] = []
         before: int | None = None
         while True:
             page = store.audit_entries(limit=500, before_seq=before)
@@ -416,7 +416,7 @@ def _ledger(home: Path, delivered: list[str]) -> Ledger:
             before = page[-1].seq
         entries.reverse()
         released = [e.manifest_id for e in entries if e.event == "released" and e.manifest_id]
-        events = collections.Counter(e.event for e in entries)
+        events = collections.Counter(str(e.event) for e in entries)
         missing = sum(1 for manifest_id in set(delivered) if store.get(manifest_id) is None)
         return Ledger(released, dict(events), store.audit_chain_break(), missing)
     finally:
@@ -536,7 +536,7 @@ if __name__ == "__main__":
 
     from api._logging import configure_logging
 
-    parser = argparse.ArgumentParser(description=__name__)
+    parser = argparse.ArgumentParser(description="bench.load")
     parser.add_argument("--clients", type=int, default=32, help="concurrent clients (default 32)")
     parser.add_argument("--seconds", type=float, default=60.0, help="seconds of load (default 60)")
     parser.add_argument(
