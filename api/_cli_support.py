@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from gen import ImageFormat
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_BLOCKED, EXIT_HELD = 0, 1, 2, 3, 4
+# verify: some file is not trusted (valid, invalid, absent or unreadable). It shares 3 with
+# a block because both say the same to a script: do not pass this image on as it is.
+EXIT_UNTRUSTED = 3
 
 out = Console()
 err = Console(stderr=True)
@@ -47,7 +50,7 @@ def _settings(**overrides: Any) -> Any:
 
 def _warn_dev_identity(identity: Any) -> None:
     err.print(
-        f"[yellow]warning:[/] created a development signing identity in {identity.home / 'keys'}."
+        f"[yellow]warning:[/] created a development signing identity in {identity.location}."
         " Images it seals verify as trusted only where its root is a trust anchor"
         " (`genseal keys root`). Use your organisation's certificate in production."
     )

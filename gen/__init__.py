@@ -25,6 +25,7 @@ from gen._requests import (
 from gen._reviews import ReviewRecord, ReviewStore
 from gen._service import SealedGenerationService
 from gen._settings import Settings
+from gen._signing import build_signer, configured_identity, signing_root_pem
 from gen._verification import build_verifier, trust_anchors
 
 __all__ = [
@@ -47,13 +48,16 @@ __all__ = [
     "SealedImage",
     "Settings",
     "WithheldImage",
+    "build_signer",
     "build_verifier",
+    "configured_identity",
     "decode_image",
     "encode_image",
     "extension",
     "format_of",
     "get_preset",
     "parse_size",
+    "signing_root_pem",
     "sniff_mime",
     "trust_anchors",
 ]

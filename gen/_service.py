@@ -35,17 +35,16 @@ from gen._requests import (
 from gen._reviews import ReviewRecord, ReviewStore
 from gen._sealer import Sealer, SealJob
 from gen._settings import Settings
+from gen._signing import build_signer, configured_identity
 from gen._verification import build_verifier
 from genseal.errors import GensealError, InputError
 from provenance import (
     AuditEvent,
-    C2paSigner,
     IngredientSpec,
     ManifestStore,
     SigningIdentity,
     Verifier,
     Watermarker,
-    ensure_identity,
     make_watermarker,
 )
 from safety import (
@@ -93,11 +92,12 @@ class SealedGenerationService:
         self._review_lock = threading.Lock()
         self.watermarker: Watermarker = make_watermarker(settings.watermark)
         settings.home.mkdir(parents=True, exist_ok=True)
-        self.identity = ensure_identity(settings.home)
+        self.identity, remote = configured_identity(settings)
         if self.identity.created and on_identity_created is not None:
             on_identity_created(self.identity)
+        self.signer = build_signer(settings, self.identity, remote)
         self.store = ManifestStore(settings.store_url)
-        self.sealer = Sealer(self.watermarker, C2paSigner(self.identity), self.store)
+        self.sealer = Sealer(self.watermarker, self.signer, self.store)
         self._load_backend = backend_loader or self._default_backend_loader
         self._backends: dict[str, ImageBackend] = {}
         self._backends_lock = threading.Lock()

@@ -6,8 +6,10 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from provenance import SigningAlgorithm
 
 
 def _default_home() -> Path:
@@ -37,9 +39,68 @@ class Settings(BaseSettings):
     )
     watermark: Literal["dwtdctsvd", "rivagan"] = Field(default="dwtdctsvd")
     output_format: Literal["png", "jpeg", "webp"] = "png"
+
+    # Signing. Unset: the development identity in home/keys (`genseal keys init`).
+    signing_cert: Path | None = Field(
+        default=None,
+        description="PEM certificate chain to sign with: the signing certificate first, then "
+        "its intermediates. Needs GENSEAL_SIGNING_ROOT and a key or a signer plugin.",
+    )
+    signing_key: Path | None = Field(
+        default=None, description="PEM private key of GENSEAL_SIGNING_CERT (PKCS#8 or PKCS#1/SEC1)."
+    )
+    signing_key_password: SecretStr | None = Field(
+        default=None, description="Password of an encrypted GENSEAL_SIGNING_KEY."
+    )
+    signing_root: Path | None = Field(
+        default=None,
+        description="PEM root certificate the chain must lead to; verifiers here trust it.",
+    )
+    signing_alg: SigningAlgorithm | None = Field(
+        default=None,
+        description="C2PA algorithm; default from the key (ES256/ES384/ES512 for P-256/384/521, "
+        "PS256 for RSA, ED25519). PS384/PS512 for RSA keys.",
+    )
+    signer_plugin: str | None = Field(
+        default=None,
+        description="package.module:factory returning a RemoteSigner (a KMS/HSM signing "
+        "function); the key then never leaves it.",
+    )
+    tsa_url: str | None = Field(
+        default=None,
+        description="RFC 3161 time-stamp authority; manifests then stay verifiable after the "
+        "signing certificate expires. An unreachable TSA fails signing.",
+    )
+    training_mining: Literal["allowed", "notAllowed", "constrained"] | None = Field(
+        default=None,
+        description="Add cawg.training-mining to every manifest (notAllowed: 'do not train').",
+    )
+    creator_name: str | None = Field(
+        default=None,
+        description="Name the platform as creator in every manifest (CreativeWork author).",
+    )
+    creator_url: str | None = Field(default=None, description="URL of the creator platform.")
     trust_anchors: list[Path] = Field(
         default_factory=list,
         description="Extra PEM files of roots the verifier trusts (the local root always is).",
+    )
+    trust_config: Path | None = Field(
+        default=None,
+        description="Allowed-EKU file for the verifier (one OID a line, // comments, as C2PA's "
+        "test-trust-config.txt); c2pa adds these to the EKUs it accepts by default.",
+    )
+    trust_list: Path | None = Field(
+        default=None,
+        description="A trust list in c2pa's settings format (JSON, or TOML): its `trust` table "
+        "(trust_anchors, trust_config, allowed_list) is added to the verifier's trust.",
+    )
+    verify_remote_manifests: bool = Field(
+        default=False,
+        description="Let the verifier fetch a manifest a file points to on the network.",
+    )
+    verify_ocsp: bool = Field(
+        default=False,
+        description="Let the verifier check signing certificates for revocation online (OCSP).",
     )
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
     max_image_pixels: int = Field(default=40_000_000, gt=0)

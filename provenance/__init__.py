@@ -19,8 +19,10 @@ from ._c2pa import (
     MODERATION_LABEL,
     SOFT_BINDING_LABEL,
     TRAINED_ALGORITHMIC_MEDIA,
+    TRAINING_MINING_LABEL,
     C2paSigner,
     IngredientSpec,
+    ManifestOptions,
     ManifestSigner,
     SealClaim,
     SignedAsset,
@@ -28,19 +30,33 @@ from ._c2pa import (
 from ._cropprint import CROP_MATCH_THRESHOLD, crop_match, crop_print
 from ._dwtdctsvd import DwtDctSvdWatermarker
 from ._fingerprint import Fingerprint, Fingerprinter, fingerprint, hamming
-from ._identity import (
-    SigningIdentity,
-    ensure_identity,
-    identity_problems,
-    init_identity,
-    load_identity,
-    renew_identity,
-)
+from ._identity import ensure_identity, init_identity, load_identity, renew_identity
 from ._media import sniff_mime
+from ._pem_identity import load_pem_identity
 from ._records import AuditEntry, AuditEvent, AuditLog, ManifestLookup, ManifestRecord
-from ._report import C2paReport, C2paState, Evidence, ProvenanceReport, Recovery, StatusCode
+from ._remote_signer import RemoteSigner, load_signer_plugin
+from ._report import (
+    C2paReport,
+    C2paState,
+    CertificateInfo,
+    Creator,
+    Evidence,
+    IdentityAssertion,
+    IngredientReport,
+    ProvenanceReport,
+    Recovery,
+    StatusCode,
+    TimeStamp,
+)
 from ._rivagan import RivaGanWatermarker
+from ._signing_identity import (
+    SIGNING_ALGORITHMS,
+    SigningAlgorithm,
+    SigningIdentity,
+    identity_problems,
+)
 from ._store import ManifestStore
+from ._trust import TrustConfig
 from ._verify import Verifier
 from ._watermark import Watermarker, WatermarkReading
 from ._watermarkers import WATERMARK_BACKENDS, WatermarkBackend, make_watermarker
@@ -48,8 +64,10 @@ from ._watermarkers import WATERMARK_BACKENDS, WatermarkBackend, make_watermarke
 __all__ = [
     "CROP_MATCH_THRESHOLD",
     "MODERATION_LABEL",
+    "SIGNING_ALGORITHMS",
     "SOFT_BINDING_LABEL",
     "TRAINED_ALGORITHMIC_MEDIA",
+    "TRAINING_MINING_LABEL",
     "WATERMARK_BACKENDS",
     "AuditEntry",
     "AuditEvent",
@@ -57,22 +75,31 @@ __all__ = [
     "C2paReport",
     "C2paSigner",
     "C2paState",
+    "CertificateInfo",
+    "Creator",
     "DwtDctSvdWatermarker",
     "Evidence",
     "Fingerprint",
     "Fingerprinter",
+    "IdentityAssertion",
+    "IngredientReport",
     "IngredientSpec",
     "ManifestLookup",
+    "ManifestOptions",
     "ManifestRecord",
     "ManifestSigner",
     "ManifestStore",
     "ProvenanceReport",
     "Recovery",
+    "RemoteSigner",
     "RivaGanWatermarker",
     "SealClaim",
     "SignedAsset",
+    "SigningAlgorithm",
     "SigningIdentity",
     "StatusCode",
+    "TimeStamp",
+    "TrustConfig",
     "Verifier",
     "WatermarkBackend",
     "WatermarkReading",
@@ -85,6 +112,8 @@ __all__ = [
     "identity_problems",
     "init_identity",
     "load_identity",
+    "load_pem_identity",
+    "load_signer_plugin",
     "make_watermarker",
     "renew_identity",
     "sniff_mime",

@@ -25,21 +25,19 @@ import datetime as dt
 import fcntl
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from genseal.errors import ConfigError, SigningError
 
+from ._signing_identity import SigningIdentity, issued_by
+
 __all__ = [
-    "SigningIdentity",
     "ensure_identity",
-    "identity_problems",
     "init_identity",
     "load_identity",
     "renew_identity",
@@ -59,21 +57,6 @@ _LEAF_DAYS = 730
 # machine a few seconds behind.
 _BACKDATE = dt.timedelta(minutes=10)
 _INIT_HINT = "run `genseal keys init` to create a development signing identity"
-
-
-@dataclass(frozen=True)
-class SigningIdentity:
-    """PEM material of a signing identity, as loaded from (or written to) ``home/keys``."""
-
-    home: Path
-    root_cert_pem: bytes
-    chain_pem: bytes
-    private_key_pem: bytes
-    created: bool = False
-
-    @property
-    def keys_dir(self) -> Path:
-        return self.home / "keys"
 
 
 def init_identity(home: Path, *, force: bool = False) -> SigningIdentity:
@@ -103,7 +86,7 @@ def load_identity(home: Path) -> SigningIdentity:
     except OSError as exc:
         raise SigningError(f"cannot read the signing identity in {keys}: {exc}") from exc
     _check(keys, root_pem, chain_pem, key_pem)
-    return SigningIdentity(Path(home), root_pem, chain_pem, key_pem, created=False)
+    return SigningIdentity(root_pem, chain_pem, key_pem, location=str(keys), created=False)
 
 
 def ensure_identity(home: Path) -> SigningIdentity:
@@ -144,96 +127,6 @@ def renew_identity(home: Path) -> SigningIdentity:
     return load_identity(home)
 
 
-def identity_problems(identity: SigningIdentity, at: dt.datetime | None = None) -> list[str]:
-    """What would stop ``identity`` from signing at ``at`` (default: now); empty when nothing.
-
-    ``load_identity`` checks once, at start-up; a long-running signer also needs to learn that
-    its certificate expired since, or is not valid yet (a clock set back, a leaf issued ahead),
-    because c2pa then refuses to sign, or signs manifests that read Invalid. Checked: every
-    certificate's validity window, each link of the chain up to the root, the leaf's C2PA
-    profile (end entity, digitalSignature, emailProtection) and that the key is the leaf's.
-    The messages name certificates and dates, never key material.
-    """
-    when = at if at is not None else dt.datetime.now(dt.UTC)
-    if when.tzinfo is None:
-        raise ValueError("identity_problems needs an aware datetime")
-    try:
-        root = x509.load_pem_x509_certificate(identity.root_cert_pem)
-        chain = x509.load_pem_x509_certificates(identity.chain_pem)
-        key = serialization.load_pem_private_key(identity.private_key_pem, password=None)
-    except ValueError as exc:
-        return [f"the signing identity in {identity.keys_dir} cannot be parsed ({exc})"]
-    if not chain:
-        return [f"the certificate chain in {identity.keys_dir} is empty"]
-
-    problems: list[str] = []
-    leaf = chain[0]
-    roles = ["signing certificate"] + ["intermediate certificate"] * (len(chain) - 1)
-    for role, cert in [*zip(roles, chain, strict=True), ("root certificate", root)]:
-        name = _common_name(cert)
-        if when < cert.not_valid_before_utc:
-            problems.append(
-                f"the {role} {name!r} is not valid before {_iso(cert.not_valid_before_utc)}"
-            )
-        elif when >= cert.not_valid_after_utc:
-            problems.append(f"the {role} {name!r} expired at {_iso(cert.not_valid_after_utc)}")
-    if len(chain) < 2:
-        problems.append("the chain must hold the signing certificate followed by its intermediate")
-    for cert, issuer in zip(chain, [*chain[1:], root], strict=True):
-        if not _issued_by(cert, issuer):
-            problems.append(
-                f"{_common_name(cert)!r} was not issued by {_common_name(issuer)!r}: "
-                "the chain does not lead to the root"
-            )
-
-    leaf_public = leaf.public_key()
-    if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(
-        leaf_public, ec.EllipticCurvePublicKey
-    ):
-        problems.append("the signing key or certificate is not ECDSA (C2PA ES256 needs P-256)")
-    elif key.public_key().public_numbers() != leaf_public.public_numbers():
-        problems.append("the signing key does not belong to the signing certificate")
-    problems += _leaf_profile_problems(leaf)
-    return problems
-
-
-def _leaf_profile_problems(leaf: x509.Certificate) -> list[str]:
-    problems: list[str] = []
-    extensions = leaf.extensions
-    with contextlib.suppress(x509.ExtensionNotFound):
-        if extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
-            problems.append("the signing certificate is a CA (c2pa refuses CA:true leaves)")
-    try:
-        usage = extensions.get_extension_for_class(x509.KeyUsage).value
-    except x509.ExtensionNotFound:
-        problems.append("the signing certificate has no KeyUsage (needs digitalSignature)")
-    else:
-        if not usage.digital_signature:
-            problems.append("the signing certificate's KeyUsage lacks digitalSignature")
-    try:
-        purposes = list(extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
-    except x509.ExtensionNotFound:
-        purposes = []
-    # documentSigning and the other C2PA purposes are only accepted with a custom trust
-    # configuration on signer and verifier, which genseal does not set up.
-    if ExtendedKeyUsageOID.EMAIL_PROTECTION not in purposes:
-        problems.append(
-            "the signing certificate's ExtendedKeyUsage lacks emailProtection, the purpose "
-            "c2pa accepts without a custom trust configuration"
-        )
-    return problems
-
-
-def _common_name(cert: x509.Certificate) -> str:
-    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    value = names[0].value if names else cert.subject.rfc4514_string()
-    return value if isinstance(value, str) else value.decode(errors="replace")
-
-
-def _iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _create(home: Path, *, force: bool) -> SigningIdentity:
     keys = home / "keys"
     existing = [name for name in (ROOT_CERT, CHAIN, SIGNER_KEY, ROOT_KEY) if (keys / name).exists()]
@@ -262,7 +155,7 @@ def _create(home: Path, *, force: bool) -> SigningIdentity:
     _write(keys / SIGNER_KEY, key_pem, 0o600)
     _write(keys / CHAIN, chain_pem, 0o644)
     _write(keys / ROOT_CERT, root_pem, 0o644)
-    return SigningIdentity(home, root_pem, chain_pem, key_pem, created=True)
+    return SigningIdentity(root_pem, chain_pem, key_pem, location=str(keys), created=True)
 
 
 def _issue_below(
@@ -389,7 +282,7 @@ def _check(keys: Path, root_pem: bytes, chain_pem: bytes, key_pem: bytes) -> Non
             f"{keys / SIGNER_KEY} does not belong to the certificate in {keys / CHAIN}",
             hint="restore the matching pair or run `genseal keys init --force`",
         )
-    if not _issued_by(chain[-1], root):
+    if not issued_by(chain[-1], root):
         raise SigningError(
             f"{keys / CHAIN} was not issued under {keys / ROOT_CERT}",
             hint="restore the matching files or run `genseal keys init --force`",
@@ -400,14 +293,6 @@ def _check(keys: Path, root_pem: bytes, chain_pem: bytes, key_pem: bytes) -> Non
             f"the signing certificate in {keys} expired on {leaf.not_valid_after_utc:%Y-%m-%d}",
             hint="run `genseal keys init --force` (or renew it under the same root)",
         )
-
-
-def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    try:
-        cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
 
 
 def _write(path: Path, data: bytes, mode: int) -> None:

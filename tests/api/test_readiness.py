@@ -21,6 +21,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from api._health import Readiness
 from api.app import create_app
 from gen import DiffusersBackend, ImageBackend, SealedGenerationService, Settings
+from genseal.errors import SigningError
 from provenance import SigningIdentity, identity_problems, init_identity, load_identity
 from safety import default_policy_path
 from tests.api.test_metrics import serve
@@ -141,6 +142,10 @@ def issue_leaf(
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
         .add_extension(_usage(signer=True), critical=True)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(intermediate_key.public_key()),
+            critical=False,
+        )
     )
     if email_protection:
         builder = builder.add_extension(
@@ -200,22 +205,19 @@ def test_not_ready_while_warming_up_then_ready(tmp_path: Path) -> None:
     assert "PRIVATE KEY" not in text and key_body[:24] not in text
 
 
-def test_signing_certificate_not_yet_valid_is_not_ready(
+def test_signing_certificate_not_yet_valid_refuses_to_start(
     template_home: Path, tmp_path: Path
 ) -> None:
     starts = NOW + dt.timedelta(days=1)
     home = home_with_leaf(
         template_home, tmp_path / "home", not_before=starts, not_after=NOW + dt.timedelta(days=30)
     )
-    service = make_service(home)  # loading only checks expiry: a leaf issued ahead gets in
-    with serve(observed_app(service)) as url:
-        status, _, checks = wait_for(url, lambda _, c: c["model"]["ok"] and c["checks"]["ok"])
-    assert status == 503
-    assert checks["signer"]["ok"] is False
-    assert checks["signer"]["detail"] == (
+    with pytest.raises(SigningError) as caught:
+        make_service(home)
+    assert (
         f"the signing certificate 'test signer' is not valid before {starts:%Y-%m-%dT%H:%M:%SZ}"
+        in str(caught.value)
     )
-    assert checks["store"]["ok"] and checks["policy"]["ok"]
 
 
 def test_signing_certificate_that_expires_while_serving(

@@ -55,7 +55,7 @@ def test_cas_can_sign_certificates_and_chain_to_the_root(identity: SigningIdenti
 
 
 def test_files_and_private_key_modes(identity: SigningIdentity) -> None:
-    keys = identity.home / "keys"
+    keys = Path(identity.location)
     for name in ("root.pem", "chain.pem", "signer.key", "root.key"):
         assert (keys / name).is_file()
     for name in ("signer.key", "root.key"):
