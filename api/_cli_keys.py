@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gen import Settings, build_signer, configured_identity
-from genseal.errors import GensealError
+from genseal.errors import GensealError, SigningError
 from provenance import identity_problems
 
 from ._cli_support import EXIT_USAGE
@@ -18,7 +18,15 @@ from ._cli_support import EXIT_USAGE
 def check_identity(settings: Settings, *, as_json: bool, console: Console) -> None:
     """Load the configured identity, list its certificates and problems, then sign and verify a
     test manifest with it (through the remote signer too, when one is configured)."""
-    identity, remote = configured_identity(settings)
+    try:
+        identity, remote = configured_identity(settings)
+    except SigningError as exc:
+        # The identity did not even load: that is the answer this command exists to give.
+        if as_json:
+            typer.echo(json.dumps({"ok": False, "problems": [exc.message]}, indent=2))
+        else:
+            console.print(f"[bold red]problem:[/] {exc.message}")
+        raise typer.Exit(EXIT_USAGE) from exc
     problems = identity_problems(identity)
     if not problems:
         try:

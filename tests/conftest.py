@@ -16,6 +16,8 @@ def genseal_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("GENSEAL_HOME", str(home))
     for name in ("GENSEAL_POLICY", "GENSEAL_MODEL", "GENSEAL_DATABASE_URL", "GENSEAL_API_KEYS"):
         monkeypatch.delenv(name, raising=False)
+    for name in ("SIGNING_CERT", "SIGNING_KEY", "SIGNING_ROOT", "SIGNER_PLUGIN", "TSA_URL"):
+        monkeypatch.delenv(f"GENSEAL_{name}", raising=False)
     return home
 
 
