@@ -10,6 +10,7 @@ from gen import GenerationRequest, SealedGenerationService, Settings
 from genseal.errors import SigningError
 from provenance import SealClaim, SignedAsset
 from safety import OpenNsfwCheck, Screener, TermListCheck
+from tests._tsa import LocalTsa
 
 FOX = GenerationRequest(prompt="a red fox", size=(256, 256), steps=2, seed=1)
 
@@ -35,6 +36,23 @@ def test_signing_failure_releases_nothing_and_is_recorded(
     [entry] = service.store.audit_entries()
     assert entry.event == "error"
     assert entry.decision["error"] == "signing_failed"
+    assert service.store.verify_audit_chain()
+
+
+def test_time_stamp_authority_down_mid_service_fails_closed_and_is_recorded(
+    tmp_path: Path,
+) -> None:
+    with LocalTsa() as tsa:
+        service = SealedGenerationService(Settings(home=tmp_path / "home", tsa_url=tsa.url))
+        assert service.generate(FOX).released
+        tsa.fail()
+        with pytest.raises(SigningError, match=tsa.url):
+            service.generate(FOX)
+    failed, released = service.store.audit_entries()  # newest first
+    assert (released.event, failed.event) == ("released", "error")
+    assert failed.decision["error"] == "signing_failed" and tsa.url in failed.decision["message"]
+    assert service.store.get(str(released.manifest_id)) is not None
+    assert failed.manifest_id is None, "the second image was never stored or released"
     assert service.store.verify_audit_chain()
 
 
