@@ -43,14 +43,15 @@ def test_time_stamp_authority_down_mid_service_fails_closed_and_is_recorded(
     tmp_path: Path,
 ) -> None:
     with LocalTsa() as tsa:
-        service = SealedGenerationService(Settings(home=tmp_path / "home", tsa_url=tsa.url))
+        url = tsa.url
+        service = SealedGenerationService(Settings(home=tmp_path / "home", tsa_url=url))
         assert service.generate(FOX).released
         tsa.fail()
-        with pytest.raises(SigningError, match=tsa.url):
+        with pytest.raises(SigningError, match=url):
             service.generate(FOX)
     failed, released = service.store.audit_entries()  # newest first
     assert (released.event, failed.event) == ("released", "error")
-    assert failed.decision["error"] == "signing_failed" and tsa.url in failed.decision["message"]
+    assert failed.decision["error"] == "signing_failed" and url in failed.decision["message"]
     assert service.store.get(str(released.manifest_id)) is not None
     assert failed.manifest_id is None, "the second image was never stored or released"
     assert service.store.verify_audit_chain()
