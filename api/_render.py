@@ -1,19 +1,26 @@
-"""Human-readable rendering of results and reports for the terminal (rich)."""
+"""Human-readable rendering of results and reports for the terminal (rich); the provenance
+report has its own module, ``_render_report``."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from api._render_report import render_report, render_report_summary
 from gen import GenerationResult, ScreenResult
-from provenance import ProvenanceReport
 from safety import Finding
 
+__all__ = [
+    "findings_table",
+    "render_generation",
+    "render_report",
+    "render_report_summary",
+    "render_screen",
+]
+
 _STATE_STYLE = {"flagged": "bold red", "clean": "green", "not_checked": "yellow"}
-_C2PA_STYLE = {"trusted": "bold green", "valid": "yellow", "invalid": "bold red", "absent": "dim"}
 
 
 def findings_table(findings: list[Finding], title: str = "Findings") -> Table:
@@ -89,61 +96,3 @@ def render_screen(console: Console, result: ScreenResult) -> None:
         + (f": {result.decision.message}" if result.decision.message else "")
     )
     console.print(findings_table(result.findings))
-
-
-def render_report(console: Console, report: ProvenanceReport) -> None:
-    c2pa = report.c2pa
-    console.rule(f"[bold]{report.file}[/] ({report.format or 'unknown format'})")
-    console.print(f"{report.summary}")
-    console.print(f"C2PA: [{_C2PA_STYLE[c2pa.state]}]{c2pa.state}[/]")
-    if c2pa.state == "valid":
-        console.print(
-            "  [yellow]warning:[/] the signature is intact but the signer is not among your trust"
-            " anchors (add its root with --trust)"
-        )
-    details: list[tuple[str, Any]] = [
-        ("signer", c2pa.signer),
-        ("issuer", c2pa.issuer),
-        ("signed at", c2pa.signed_at),
-        ("claim generator", c2pa.claim_generator),
-        ("digital source type", c2pa.digital_source_type),
-        ("manifest", c2pa.manifest_label),
-    ]
-    for label, value in details:
-        if value:
-            console.print(f"  {label}: {value}")
-    for action in c2pa.actions:
-        console.print(f"  action: {action.get('action')}")
-    for ingredient in c2pa.ingredients:
-        console.print(f"  ingredient: {ingredient.get('title')} ({ingredient.get('relationship')})")
-    if c2pa.moderation:
-        mod = c2pa.moderation
-        policy = mod.get("policy", {})
-        console.print(
-            f"  moderation: {mod.get('decision')} under policy {policy.get('id')}"
-            f" v{policy.get('version')}, {len(mod.get('checks', []))} check(s)"
-        )
-    for status in c2pa.status_codes:
-        console.print(f"  [red]{status.code}[/]: {status.explanation}")
-    wm = report.watermark
-    if wm.detected:
-        console.print(
-            f"Watermark: [green]detected[/] {wm.algorithm}:{wm.payload}"
-            f" (confidence {wm.confidence:.2f})"
-        )
-    else:
-        console.print(f"Watermark: [dim]not detected[/] ({wm.algorithm})")
-    rec = report.recovery
-    if rec.attempted:
-        if rec.found:
-            console.print(
-                f"Recovered: [green]{rec.manifest_id}[/] by {' + '.join(rec.evidence)}"
-                + (
-                    f", fingerprint distance {rec.fingerprint_distance}"
-                    if rec.fingerprint_distance is not None
-                    else ""
-                )
-                + (", pixels altered since signing" if rec.pixels_altered else "")
-            )
-        else:
-            console.print(f"Recovered: [dim]nothing[/] ({rec.reason})")

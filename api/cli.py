@@ -1,7 +1,8 @@
 """The ``genseal`` command.
 
-Exit codes: 0 released (or success), 3 blocked by policy, 4 held for human review (nothing
-released yet), 2 usage or input error, 1 internal error (and failed policy tests).
+Exit codes: 0 released (or success), 3 blocked by policy (verify: some file not trusted), 4
+held for human review (nothing released yet), 2 usage or input error, 1 internal error (and
+failed policy tests).
 Every command takes ``--json`` for machine-readable output on stdout; messages go to stderr.
 """
 
@@ -215,7 +216,15 @@ def screen(
 
 @app.command()
 def verify(
-    files: Annotated[list[Path], typer.Argument(help="Images to verify.")],
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Images to verify, or folders: searched recursively for image files "
+            "(png, jpg, webp, avif, heic, tif, gif, bmp, or sniffed), hidden ones skipped.",
+            metavar="FILE|DIR",
+            show_default=False,
+        ),
+    ],
     trust: Annotated[
         list[Path] | None,
         typer.Option("--trust", help="PEM file of extra trust anchors (repeatable)."),
@@ -232,27 +241,17 @@ def verify(
 ) -> None:
     """Provenance report per file: C2PA state, watermark and the manifest recovered from the store.
 
-    The local signing root is trusted by default. With several files, --json prints an array in
-    the order given.
-    """
-    from api._render import render_report
-    from gen import build_verifier
+    The local signing root is trusted by default. With several files or a folder, a summary
+    table follows the reports, and --json prints an array in the order given (one object for
+    a single file). Unreadable files (empty, garbage, truncated) still get a report.
 
-    with _errors():
-        if manifest is not None and len(files) != 1:
-            raise InputError("--manifest goes with exactly one file: the one it was made for")
-        sidecar = _read_file(manifest, "sidecar manifest") if manifest is not None else None
-        anchors = b"\n".join(_read_file(p, "trust anchor file") for p in trust or [])
-        verifier = build_verifier(_settings(), anchors)
-        reports = []
-        for path in files:
-            reports.append(verifier.verify(_read_file(path, "file"), str(path), sidecar))
-        if as_json:
-            payload = [r.model_dump(mode="json") for r in reports]
-            _dump(payload if len(files) > 1 else payload[0])
-        else:
-            for report in reports:
-                render_report(out, report)
+    Exit codes: 0 every file is trusted; 3 some file is not (valid but untrusted signer,
+    invalid, absent or unreadable); 2 usage error (no such file, bad --trust file, --manifest
+    with several files, a folder with no images); 1 internal error.
+    """
+    from api._cli_verify import run_verify
+
+    run_verify(files, trust or [], manifest, as_json)
 
 
 @manifests_app.command("export")
@@ -288,17 +287,17 @@ def keys_init(
     force: Annotated[bool, typer.Option(help="Replace an existing identity.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Create a development signing identity (root → intermediate → leaf, ES256)."""
+    """Create a development signing identity (root → intermediate → leaf, ES256) in home/keys."""
     from provenance import init_identity
 
     with _errors():
         settings = _settings()
-        identity = init_identity(settings.home, force=force)
-        keys_dir = identity.home / "keys"
+        init_identity(settings.home, force=force)
+        keys_dir = settings.home / "keys"
         if as_json:
             _dump(
                 {
-                    "home": str(identity.home),
+                    "home": str(settings.home),
                     "keys": str(keys_dir),
                     "root": str(keys_dir / "root.pem"),
                 }
@@ -308,14 +307,46 @@ def keys_init(
             out.print("auditors trust it with: genseal keys root > genseal-root.pem")
 
 
+@keys_app.command("renew")
+def keys_renew(as_json: JsonOption = False) -> None:
+    """Issue a new intermediate and signing certificate under the same development root (key
+    rotation): images signed before keep verifying as trusted against that root."""
+    from provenance import renew_identity
+
+    with _errors():
+        settings = _settings()
+        identity = renew_identity(settings.home)
+        leaf = identity.signing_certificate
+        if as_json:
+            _dump({"keys": identity.location, "not_after": leaf.not_valid_after_utc.isoformat()})
+        else:
+            out.print(
+                f"issued a new signing certificate in {identity.location}, valid until "
+                f"{leaf.not_valid_after_utc:%Y-%m-%d}; the root is unchanged"
+            )
+
+
+@keys_app.command("check")
+def keys_check(as_json: JsonOption = False) -> None:
+    """Validate the configured signing identity (GENSEAL_SIGNING_* or the development one) by
+    signing and verifying a test manifest; exit 0 when it is fit to sign, 2 when not."""
+    from api._cli_keys import check_identity
+
+    with _errors():
+        check_identity(_settings(), as_json=as_json, console=out)
+
+
 @keys_app.command("root")
 def keys_root() -> None:
-    """Print the root certificate (PEM) auditors add as a trust anchor."""
+    """Print the root certificate (PEM) auditors add as a trust anchor: GENSEAL_SIGNING_ROOT
+    when set, else the development root."""
+    from gen import signing_root_pem
     from provenance import load_identity
 
     with _errors():
-        identity = load_identity(_settings().home)
-        typer.echo(identity.root_cert_pem.decode().strip())
+        settings = _settings()
+        pem = signing_root_pem(settings) or load_identity(settings.home).root_cert_pem
+        typer.echo(pem.decode().strip())
 
 
 @app.command()
@@ -341,7 +372,7 @@ def bench(
     name: Annotated[
         str,
         typer.Argument(
-            help="seal, checks, watermark, verify, generate, robustness, store or load "
+            help="seal, checks, watermark, verify, sign, generate, robustness, store or load "
             "(for load, --runs is the duration in seconds)."
         ),
     ],

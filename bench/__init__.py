@@ -23,6 +23,7 @@ BENCHMARKS: dict[str, Callable[[int], dict[str, Any]]] = {
         "checks",
         "watermark",
         "verify",
+        "sign",
         "generate",
         "robustness",
         "store",

@@ -1,34 +1,55 @@
-"""Building a verifier from settings, without the generation machinery auditors do not need."""
+"""Building a verifier from settings, without the generation machinery auditors do not need.
+
+The verifier trusts, by default, what this deployment signs with: the development root in
+``home/keys`` (when there is one) and the production root of ``GENSEAL_SIGNING_ROOT``. To that
+come ``GENSEAL_TRUST_ANCHORS``, the allowed-EKU file ``GENSEAL_TRUST_CONFIG``, the c2pa trust
+list ``GENSEAL_TRUST_LIST`` and the anchors a caller passes (``genseal verify --trust``).
+Remote manifests and OCSP are fetched only when ``GENSEAL_VERIFY_REMOTE_MANIFESTS`` /
+``GENSEAL_VERIFY_OCSP`` say so.
+"""
 
 from __future__ import annotations
 
 import contextlib
 
 from gen._settings import Settings
-from genseal.errors import ConfigError, SigningError
+from gen._signing import signing_root_pem
+from genseal.errors import SigningError
 from provenance import (
     ManifestStore,
+    TrustConfig,
     Verifier,
     Watermarker,
     load_identity,
     make_watermarker,
 )
 
+__all__ = ["build_verifier", "trust_anchors", "trust_config"]
+
 
 def trust_anchors(settings: Settings, extra_pem: bytes = b"") -> bytes:
-    """The local signing root (when there is one), the configured anchors, and ``extra_pem``."""
-    parts: list[bytes] = []
+    """The roots trusted by default and ``extra_pem``, as one PEM bundle (checked)."""
+    return trust_config(settings, extra_pem).anchors_pem
+
+
+def trust_config(settings: Settings, extra_pem: bytes = b"") -> TrustConfig:
+    """Everything the verifier trusts and may fetch; ConfigError for a bad trust file."""
+    trust = TrustConfig(
+        fetch_remote_manifests=settings.verify_remote_manifests,
+        fetch_ocsp=settings.verify_ocsp,
+    )
     # An auditor's machine need not have a signing identity of its own.
     with contextlib.suppress(SigningError):
-        parts.append(load_identity(settings.home).root_cert_pem)
-    for path in settings.trust_anchors:
-        try:
-            parts.append(path.read_bytes())
-        except OSError as exc:
-            raise ConfigError(f"cannot read trust anchor file {path}: {exc.strerror}") from exc
-    if extra_pem.strip():
-        parts.append(extra_pem)
-    return b"\n".join(parts)
+        trust = trust.with_anchors(load_identity(settings.home).root_cert_pem, "the local root")
+    production = signing_root_pem(settings)
+    if production is not None:
+        trust = trust.with_anchors(production, f"GENSEAL_SIGNING_ROOT {settings.signing_root}")
+    configured = TrustConfig.from_files(
+        settings.trust_anchors,
+        allowed_ekus=settings.trust_config,
+        trust_list=settings.trust_list,
+    )
+    return trust.merged(configured).with_anchors(extra_pem, "the extra trust anchors")
 
 
 def build_verifier(
@@ -38,9 +59,12 @@ def build_verifier(
     store: ManifestStore | None = None,
     watermarker: Watermarker | None = None,
 ) -> Verifier:
-    anchors = trust_anchors(settings, extra_anchors_pem)
+    # Trust first: a bad trust file should fail before anything is opened.
+    trust = trust_config(settings, extra_anchors_pem)
     return Verifier(
         store=store or ManifestStore(settings.store_url),
-        trust_anchors_pem=anchors or None,
+        trust_anchors_pem=None,
         watermarker=watermarker or make_watermarker(settings.watermark),
+        trust=trust,
+        max_pixels=settings.max_image_pixels,
     )

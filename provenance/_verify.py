@@ -15,13 +15,15 @@ Recovery rules (DESIGN: a 32-bit watermark collides after ~65k images):
 from __future__ import annotations
 
 import hashlib
+import io
 import itertools
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from PIL import Image
 
-from genseal.errors import ImageInputError
+from genseal.errors import ImageInputError, PayloadTooLargeError
 
 from ._c2pa import MODERATION_LABEL
 from ._c2pa_read import C2paReader, read_assertion
@@ -30,6 +32,7 @@ from ._fingerprint import FINGERPRINT_BITS, Fingerprint, Fingerprinter, fingerpr
 from ._media import decode_image, sniff_mime
 from ._records import ManifestLookup, ManifestRecord
 from ._report import C2paReport, Evidence, ProvenanceReport, Recovery
+from ._trust import TrustConfig
 from ._watermark import Watermarker, WatermarkReading
 
 __all__ = ["Verifier"]
@@ -51,8 +54,9 @@ class _Candidate:
 class Verifier:
     """Verify any image: the C2PA manifest, the watermark, and recovery from the store.
 
-    ``store`` None verifies without recovery; ``trust_anchors_pem`` None can at best report
-    ``valid`` (no signer is trusted).
+    ``store`` None verifies without recovery; ``trust_anchors_pem`` None (and no anchors in
+    ``trust``) can at best report ``valid`` (no signer is trusted). ``max_pixels``: images
+    whose header claims more are reported without decoding their pixels.
     """
 
     def __init__(
@@ -65,11 +69,14 @@ class Verifier:
         corroboration_distance: int = 90,
         watermark_tolerance: int = 2,
         fingerprinter: Fingerprinter = fingerprint,
+        trust: TrustConfig | None = None,
+        max_pixels: int | None = None,
     ) -> None:
         if not 0 <= fingerprint_distance <= corroboration_distance <= FINGERPRINT_BITS:
             raise ValueError("need 0 <= fingerprint_distance <= corroboration_distance <= 256")
         self._store = store
-        self._reader = C2paReader(trust_anchors_pem)
+        self._reader = C2paReader(trust_anchors_pem, trust=trust)
+        self._max_pixels = max_pixels
         self._watermarker = watermarker
         self._strict = fingerprint_distance
         self._loose = corroboration_distance
@@ -79,7 +86,12 @@ class Verifier:
     def verify(
         self, data: bytes, name: str = "", manifest: bytes | None = None
     ) -> ProvenanceReport:
-        """Report on one file; ImageInputError if it is neither an image nor carries a manifest.
+        """Report on one file.
+
+        A file in an image format whose pixels cannot be decoded (truncated, corrupt, too many
+        pixels) still gets a report, saying so in ``warnings`` and the summary, as does any
+        file c2pa finds a manifest in. ImageInputError only for bytes that are no image at all
+        (empty, or no format genseal knows) and carry no manifest that holds for them.
 
         ``manifest``: the bytes of a ``.c2pa`` sidecar (as ``GET /v1/manifests/{id}`` serves
         it) to validate the file against instead of any embedded manifest; the report's
@@ -87,13 +99,14 @@ class Verifier:
         """
         mime = sniff_mime(data)
         c2pa_report = self._reader.read(data, mime, manifest)
+        problem: str | None = None
         try:
-            image = decode_image(data)
-        except ImageInputError:
-            if not _holds_without_pixels(c2pa_report):
+            image = self._decode(data)
+        except (ImageInputError, PayloadTooLargeError) as exc:
+            if mime is None and not _holds_without_pixels(c2pa_report):
                 raise
-            # c2pa vouches for bytes Pillow cannot decode: report what c2pa saw.
-            image = None
+            # An image format, or bytes c2pa vouches for: report what could be read.
+            image, problem = None, exc.message
         sha256 = hashlib.sha256(data).hexdigest()
         if image is None:
             reading = WatermarkReading(
@@ -106,6 +119,11 @@ class Verifier:
             reading = self._watermarker.detect(image)
             print_ = self._fingerprint(image)
         recovery = self._recover(c2pa_report, reading, print_, sha256, image)
+        notes = list(c2pa_report.warnings)
+        if problem is not None:
+            notes.append(
+                f"the pixels could not be decoded ({problem}): no watermark or fingerprint was read"
+            )
         return ProvenanceReport(
             file=name,
             format=mime,
@@ -117,8 +135,33 @@ class Verifier:
             watermark=reading,
             fingerprint=print_,
             recovery=recovery,
-            summary=_summary(c2pa_report, reading, recovery),
+            summary=_summary(c2pa_report, reading, recovery, problem),
+            warnings=notes,
         )
+
+    def _decode(self, data: bytes) -> Image.Image:
+        """The pixels, refused from the header alone when there are more than ``max_pixels``
+        (a small file can claim a huge canvas)."""
+        if self._max_pixels is not None and data:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                    width, height = Image.open(io.BytesIO(data)).size
+            except Exception:  # decode_image below says what is wrong
+                width = height = 0
+            if width * height > self._max_pixels:
+                raise PayloadTooLargeError(
+                    f"the image claims {width}x{height} pixels, more than the "
+                    f"{self._max_pixels:,} allowed"
+                )
+        try:
+            return decode_image(data)
+        except (ImageInputError, PayloadTooLargeError):
+            raise
+        except Exception as exc:
+            # Pillow raises more kinds than it documents on hostile bytes (struct.error,
+            # EOFError, IndexError...): still an unreadable file, not a verifier failure.
+            raise ImageInputError(f"the image is unreadable: {type(exc).__name__}: {exc}") from exc
 
     def _corroborate(
         self,
@@ -315,7 +358,12 @@ def _not_found_reason(
     return f"no genseal watermark, and no stored fingerprint within {strict} bits"
 
 
-def _summary(c2pa_report: C2paReport, reading: WatermarkReading, recovery: Recovery) -> str:
+def _summary(
+    c2pa_report: C2paReport,
+    reading: WatermarkReading,
+    recovery: Recovery,
+    problem: str | None = None,
+) -> str:
     state = c2pa_report.state
     signer = c2pa_report.signer or "an unknown signer"
     sidecar = c2pa_report.source == "sidecar"
@@ -336,6 +384,11 @@ def _summary(c2pa_report: C2paReport, reading: WatermarkReading, recovery: Recov
             )
         else:
             first = f"{credentials} are present but invalid ({codes})"
+    elif c2pa_report.remote_manifest:
+        first = (
+            "The file carries no embedded Content Credentials; it points to a remote manifest "
+            f"that was not read ({c2pa_report.remote_manifest})"
+        )
     else:
         first = "The file carries no Content Credentials"
     if recovery.found:
@@ -347,6 +400,8 @@ def _summary(c2pa_report: C2paReport, reading: WatermarkReading, recovery: Recov
         else:
             change = ", byte for byte as sealed"
         second = f"it traces back to genseal manifest {recovery.manifest_id} by {via}{change}"
+    elif problem is not None:
+        second = f"its pixels could not be decoded ({problem}), so no watermark was looked for"
     elif reading.detected:
         second = (
             f"a genseal watermark ({reading.payload}) is present but no sealed manifest matches it"

@@ -35,6 +35,7 @@ def verify(path: str, *extra: str) -> dict[str, object]:
     assert "Traceback" not in stderr
     report = json.loads(stdout)
     assert isinstance(report, dict)
+    assert code == (0 if report["c2pa"]["state"] == "trusted" else 3)
     return report
 
 

@@ -6,18 +6,24 @@ import io
 
 import numpy as np
 import pytest
+from cryptography import x509
 from PIL import Image
 
 from genseal.errors import ImageInputError
 from provenance import (
+    C2paSigner,
     DwtDctSvdWatermarker,
+    IngredientReport,
     IngredientSpec,
+    ManifestOptions,
     ManifestStore,
     ProvenanceReport,
     SigningIdentity,
+    StatusCode,
     Verifier,
 )
-from tests.provenance.conftest import SealFn, decode, encode, photo_image
+from provenance._c2pa_read import _report as _store_report
+from tests.provenance.conftest import SealFn, claim, decode, encode, photo_image
 
 
 @pytest.fixture
@@ -216,10 +222,39 @@ def test_edited_image_reports_its_ingredient(
     assert report.c2pa.state == "trusted"
     assert [a["action"] for a in report.c2pa.actions] == ["c2pa.opened", "c2pa.edited"]
     (ingredient,) = report.c2pa.ingredients
-    assert ingredient["title"] == "upload.jpg"
-    assert ingredient["relationship"] == "parentOf"
-    assert ingredient["format"] == "image/jpeg"
-    assert ingredient["validation_state"] == "absent"  # the upload had no credentials
+    assert ingredient.title == "upload.jpg"
+    assert ingredient.relationship == "parentOf"
+    assert ingredient.format == "image/jpeg"
+    assert ingredient.validation_state == "absent"  # the upload had no credentials
+    assert ingredient.manifest_label is None and ingredient.ingredients == []
+    assert [s.code for s in ingredient.informational] == ["ingredient.unknownProvenance"]
+    assert "history is unknown" in ingredient.informational[0].meaning
+
+
+def test_an_edit_of_a_sealed_image_nests_the_first_manifest(
+    verifier: Verifier, seal: SealFn, photos: dict[str, Image.Image]
+) -> None:
+    first = seal(photos["coffee"], "21212121")
+    second = seal(
+        photos["chelsea"],
+        "31313131",
+        ingredient=IngredientSpec(data=first.signed.data, mime="image/png", title="first.png"),
+    )
+    report = verifier.verify(second.signed.data)
+    assert report.c2pa.state == "trusted"
+    (parent,) = report.c2pa.ingredients
+    assert parent.title == "first.png"
+    assert parent.manifest_label == first.signed.manifest_label
+    assert parent.validation_state == "trusted"
+    assert parent.signer == "genseal development signer"
+    assert parent.claim_generator is not None and parent.claim_generator.startswith("genseal")
+    assert parent.digital_source_type is not None
+    assert parent.digital_source_type.endswith("/trainedAlgorithmicMedia")
+    assert parent.failures == []
+    # The signer took it in without trust anchors of its own; trust is judged here, now.
+    assert parent.recorded_failures in ([], ["signingCredential.untrusted"])
+    assert parent.ingredients == [] and parent.unexpanded is None
+    assert not any("first.png" in w for w in report.warnings)
 
 
 def test_without_a_store_there_is_no_recovery(
@@ -229,10 +264,77 @@ def test_without_a_store_there_is_no_recovery(
     assert not report.recovery.attempted and not report.recovery.found
 
 
-def test_unreadable_files_are_input_errors(verifier: Verifier) -> None:
-    for data in (b"", b"hello, not an image", encode(photo_image("coffee", 256))[:300]):
-        with pytest.raises(ImageInputError):
+def test_bytes_that_are_no_image_are_input_errors(verifier: Verifier) -> None:
+    for data, message in ((b"", "empty"), (b"hello, not an image", "not an image")):
+        with pytest.raises(ImageInputError, match=message):
             verifier.verify(data, "bad.bin")
+
+
+def test_a_truncated_image_still_gets_a_report(verifier: Verifier) -> None:
+    report = verifier.verify(encode(photo_image("coffee", 256))[:300], "cut.png")
+    assert report.format == "image/png" and report.width is None
+    assert report.c2pa.state == "absent" and report.c2pa.reason
+    assert any("pixels could not be decoded" in w for w in report.warnings)
+    assert "could not be decoded" in report.summary
+    assert not report.watermark.detected and report.fingerprint is None
+
+
+def test_the_report_explains_every_status_code(
+    verifier: Verifier, seal: SealFn, photos: dict[str, Image.Image]
+) -> None:
+    sealed = seal(photos["coffee"], "41414141")
+    c2pa = verifier.verify(sealed.signed.data).c2pa
+    assert {s.code for s in c2pa.successes} == set(c2pa.success_codes)
+    for status in (*c2pa.successes, *c2pa.informational):
+        assert status.meaning and status.explanation, status
+    trusted = next(s for s in c2pa.successes if s.code == "signingCredential.trusted")
+    assert "trust anchors" in trusted.meaning
+    assert c2pa.reason is not None and c2pa.reason.startswith("signed by genseal")
+
+
+def test_the_signing_certificate_is_named_in_full(
+    verifier: Verifier, identity: SigningIdentity, seal: SealFn, photos: dict[str, Image.Image]
+) -> None:
+    sealed = seal(photos["astronaut"], "51515151")
+    c2pa = verifier.verify(sealed.signed.data).c2pa
+    cert = c2pa.signing_certificate
+    leaf = x509.load_pem_x509_certificates(identity.chain_pem)[0]
+    assert cert is not None
+    assert cert.subject == leaf.subject.rfc4514_string()
+    assert cert.issuer == leaf.issuer.rfc4514_string()
+    assert cert.serial_number == f"{leaf.serial_number:x}"
+    assert (cert.common_name, cert.organization) == (c2pa.signer, c2pa.signer_organization)
+    assert cert.not_before is not None and cert.not_after is not None
+    assert cert.not_before < cert.not_after
+    assert c2pa.signature_algorithm == "es256"
+
+
+def test_without_a_time_stamp_the_signing_time_is_unknown_and_said_so(
+    verifier: Verifier, seal: SealFn, photos: dict[str, Image.Image]
+) -> None:
+    sealed = seal(photos["chelsea"], "61616161")
+    c2pa = verifier.verify(sealed.signed.data).c2pa
+    assert c2pa.time_stamp.present is False and c2pa.time_stamp.time is None
+    assert c2pa.signed_at is None
+    assert any("no RFC 3161 time-stamp" in w for w in c2pa.warnings)
+
+
+def test_an_untrusted_signer_is_a_warning_never_a_success(
+    store: ManifestStore,
+    watermarker: DwtDctSvdWatermarker,
+    seal: SealFn,
+    photos: dict[str, Image.Image],
+) -> None:
+    sealed = seal(photos["coffee"], "71717171")
+    report = Verifier(store, None, watermarker).verify(sealed.signed.data)
+    assert report.c2pa.state == "valid"
+    warning = report.c2pa.warnings[0]
+    assert "the signature is intact but the signer" in warning
+    assert "is not in the trust list" in warning
+    assert warning in report.warnings
+    assert "not trusted" in report.summary
+    (untrusted,) = report.c2pa.status_codes
+    assert "does not chain" in untrusted.meaning
 
 
 def test_report_round_trips_through_json(
@@ -244,3 +346,66 @@ def test_report_round_trips_through_json(
     assert again == report
     schema = ProvenanceReport.model_json_schema()
     assert {"c2pa", "watermark", "recovery", "summary"} <= set(schema["properties"])
+
+
+def test_training_mining_and_creator_of_a_genseal_manifest(
+    identity: SigningIdentity, watermarker: DwtDctSvdWatermarker
+) -> None:
+    options = ManifestOptions(
+        training_mining="notAllowed", creator_name="Example Platform", creator_url="https://x.test"
+    )
+    signer = C2paSigner(identity, options=options)
+    data = signer.sign(encode(photo_image("coffee", 128)), "image/png", claim("gs_creator")).data
+    c2pa = Verifier(None, identity.root_cert_pem, watermarker).verify(data).c2pa
+    assert c2pa.state == "trusted"
+    assert c2pa.training_mining is not None
+    uses = {entry["use"] for entry in c2pa.training_mining["entries"].values()}
+    assert uses == {"notAllowed"}
+    assert c2pa.creator is not None
+    assert [a.get("name") for a in c2pa.creator.authors] == ["Example Platform"]
+    for found in c2pa.creator.identities:
+        # When one is added, it is signed with the signing key: an X.509 identity.
+        assert found.sig_type == "cawg.x509.cose"
+        assert any(r.endswith("stds.schema-org.CreativeWork") for r in found.referenced_assertions)
+
+
+def test_unknown_status_codes_get_a_generic_meaning() -> None:
+    assert "time-stamp" in StatusCode(code="timeStamp.fromTheFuture").meaning
+    assert "does not know" in StatusCode(code="vendor.something").meaning
+    assert StatusCode(code="claimSignature.mismatch", meaning="kept").meaning == "kept"
+
+
+def test_the_ingredient_tree_guards_against_cycles_and_size() -> None:
+    # Two manifests naming each other as ingredients: c2pa would not build this, a forger might.
+    def manifest(other: str, count: int = 1) -> dict[str, object]:
+        return {
+            "claim_generator": "forger",
+            "ingredients": [
+                {
+                    "title": f"{other}-{i}",
+                    "label": f"c2pa.ingredient__{i}",
+                    "active_manifest": other,
+                }
+                for i in range(count)
+            ],
+        }
+
+    store = {
+        "active_manifest": "a",
+        "manifests": {"a": manifest("b"), "b": manifest("a")},
+        "validation_state": "Valid",
+    }
+    report = _store_report(store, {})
+    (b,) = report.ingredients
+    assert b.manifest_label == "b" and b.unexpanded is None
+    (a,) = b.ingredients  # the active manifest again: shown, not followed
+    assert a.manifest_label == "a" and a.ingredients == []
+    assert a.unexpanded is not None and "cycle" in a.unexpanded
+    # Every manifest naming the next one 4 times, 12 deep: 4**12 paths, listed up to a bound.
+    manifests = {f"m{d}": manifest(f"m{d + 1}", 4) for d in range(12)}
+    wide = {"active_manifest": "m0", "manifests": manifests, "validation_state": "Valid"}
+
+    def count(nodes: list[IngredientReport]) -> int:
+        return sum(1 + count(n.ingredients) for n in nodes)
+
+    assert count(_store_report(wide, {}).ingredients) <= 256
