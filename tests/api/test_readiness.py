@@ -334,7 +334,7 @@ def test_identity_problems(template_home: Path, tmp_path: Path) -> None:
     )
     assert identity_problems(stranger) == [
         "'genseal development intermediate CA' was not issued by 'genseal development root CA': "
-        "the chain does not lead to the root"
+        "the chain does not lead to the configured root"
     ]
     for problem in identity_problems(dataclasses.replace(identity, private_key_pem=b"junk")):
-        assert problem.startswith("the signing identity in") and "junk" not in problem
+        assert problem.startswith("the signing key in") and "junk" not in problem
