@@ -8,12 +8,14 @@ from pathlib import Path
 from gen._settings import Settings
 from genseal.errors import ConfigError, SigningError
 from provenance import (
+    DEFAULT_ALLOWED_EKUS,
     C2paSigner,
     ManifestOptions,
     RemoteSigner,
     SigningIdentity,
     ensure_identity,
     identity_problems,
+    load_allowed_ekus,
     load_pem_identity,
     load_signer_plugin,
 )
@@ -45,6 +47,11 @@ def configured_identity(settings: Settings) -> tuple[SigningIdentity, RemoteSign
             hint="give the certificate's private key, or GENSEAL_SIGNER_PLUGIN for a KMS/HSM",
         )
     password = settings.signing_key_password
+    # c2pa adds the configured EKUs to its defaults; the signer checks the same set verifiers on
+    # this deployment accept.
+    allowed = set(DEFAULT_ALLOWED_EKUS)
+    if settings.trust_config is not None:
+        allowed.update(load_allowed_ekus(settings.trust_config))
     identity = load_pem_identity(
         settings.signing_cert or Path(f"<certificate chain of {settings.signer_plugin}>"),
         root,
@@ -52,6 +59,7 @@ def configured_identity(settings: Settings) -> tuple[SigningIdentity, RemoteSign
         key_password=password.get_secret_value() if password is not None else None,
         algorithm=settings.signing_alg or (remote.algorithm if remote is not None else None),
         certificate_chain_pem=chain_pem,
+        allowed_ekus=allowed,
     )
     return identity, remote
 

@@ -50,19 +50,21 @@ from ._report import (
 )
 from ._rivagan import RivaGanWatermarker
 from ._signing_identity import (
+    DEFAULT_ALLOWED_EKUS,
     SIGNING_ALGORITHMS,
     SigningAlgorithm,
     SigningIdentity,
     identity_problems,
 )
 from ._store import ManifestStore
-from ._trust import TrustConfig
+from ._trust import TrustConfig, load_allowed_ekus
 from ._verify import Verifier
 from ._watermark import Watermarker, WatermarkReading
 from ._watermarkers import WATERMARK_BACKENDS, WatermarkBackend, make_watermarker
 
 __all__ = [
     "CROP_MATCH_THRESHOLD",
+    "DEFAULT_ALLOWED_EKUS",
     "MODERATION_LABEL",
     "SIGNING_ALGORITHMS",
     "SOFT_BINDING_LABEL",
@@ -111,6 +113,7 @@ __all__ = [
     "hamming",
     "identity_problems",
     "init_identity",
+    "load_allowed_ekus",
     "load_identity",
     "load_pem_identity",
     "load_signer_plugin",

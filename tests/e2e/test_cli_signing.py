@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from api.cli import app
-from tests._pki import NOW, CertificateAuthority
+from tests._pki import DOCUMENT_SIGNING, NOW, CertificateAuthority
 from tests._tsa import LocalTsa
 
 runner = CliRunner()
@@ -173,3 +173,20 @@ def test_key_rotation_keeps_old_images_trusted(genseal_home: Path, tmp_path: Pat
     assert old["c2pa"]["state"] == new["c2pa"]["state"] == "trusted"  # type: ignore[index]
     old_cert = old["c2pa"]["signing_certificate"]["serial_number"]  # type: ignore[index]
     assert old_cert != new["c2pa"]["signing_certificate"]["serial_number"]  # type: ignore[index]
+
+
+def test_document_signing_certificate_needs_the_deployment_trust_configuration(
+    genseal_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    configure_pem(monkeypatch, tmp_path / "pki", CertificateAuthority(), eku=[DOCUMENT_SIGNING])
+    code, stdout, _ = invoke("keys", "check")
+    assert code == 2 and "GENSEAL_TRUST_CONFIG" in " ".join(stdout.split())
+
+    ekus = tmp_path / "store.cfg"
+    ekus.write_text(f"# the C2PA trust list's allowed EKUs\n{DOCUMENT_SIGNING.dotted_string}\n")
+    monkeypatch.setenv("GENSEAL_TRUST_CONFIG", str(ekus))
+    code, result, stderr = generate(tmp_path / "out")
+    assert code == 0, stderr
+    assert result is not None
+    report = verify(result["images"][0]["path"])  # type: ignore[index]
+    assert report["c2pa"]["state"] == "trusted"  # type: ignore[index]
