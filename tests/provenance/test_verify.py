@@ -22,7 +22,7 @@ from provenance import (
     StatusCode,
     Verifier,
 )
-from provenance._c2pa_read import _report as _store_report
+from provenance._c2pa_mapping import report_from_store as _store_report
 from tests.provenance.conftest import SealFn, claim, decode, encode, photo_image
 
 

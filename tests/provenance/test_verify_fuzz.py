@@ -266,7 +266,7 @@ def test_odd_manifest_json_never_breaks_the_report(
     manifests: dict[str, object], other: object
 ) -> None:
     """Whatever shape c2pa's JSON takes (a forged store can make it odd), a report comes out."""
-    from provenance._c2pa_read import _report as store_report
+    from provenance._c2pa_mapping import report_from_store as store_report
 
     store = {"active_manifest": "a", "manifests": manifests, "validation_results": other}
     report = store_report(store, {"manifests": [other]})
