@@ -179,9 +179,10 @@ class Readiness:
             )
         except Exception as exc:
             return _failed("checks", "the screener failed on a sample", exc)
-        unchecked = [f for f in findings if f.state is CheckState.NOT_CHECKED]
+        # A category with no model here is not_checked by design; a check that fails is an
+        # error, and the policies block on errors: every request would be refused.
+        unchecked = [f for f in findings if f.state is CheckState.ERROR]
         if unchecked:
-            # The default policy blocks on not_checked: every request would be refused.
             reasons = "; ".join(sorted({f"{f.check}: {f.reason}" for f in unchecked}))
             return ReadinessCheck(
                 name="checks", ok=False, detail=_bounded(f"checks that cannot run: {reasons}")

@@ -77,7 +77,7 @@ class Metrics:
         )
         self.findings = Counter(
             "genseal_findings",
-            "Safety findings, by harm category and state (flagged, clean, not_checked).",
+            "Safety findings, by harm category and state (flagged, clean, not_checked, error).",
             ["category", "state"],
             registry=r,
         )

@@ -20,7 +20,12 @@ __all__ = [
     "render_screen",
 ]
 
-_STATE_STYLE = {"flagged": "bold red", "clean": "green", "not_checked": "yellow"}
+_STATE_STYLE = {
+    "flagged": "bold red",
+    "clean": "green",
+    "not_checked": "yellow",
+    "error": "bold red",
+}
 
 
 def findings_table(findings: list[Finding], title: str = "Findings") -> Table:

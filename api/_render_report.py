@@ -66,7 +66,12 @@ _SOURCE_TYPES = {
     "screenCapture": "a screenshot",
     "minorHumanEdits": "captured, with minor human edits",
 }
-_FINDING_STYLE = {"flagged": "bold red", "clean": "green", "not_checked": "yellow"}
+_FINDING_STYLE = {
+    "flagged": "bold red",
+    "clean": "green",
+    "not_checked": "yellow",
+    "error": "bold red",
+}
 _MINING_USE = {"allowed": "allowed", "notAllowed": "not allowed", "constrained": "constrained"}
 # A manifest can nest ingredients of ingredients; past this depth the tree stops growing
 # (provenance bounds it too: this only keeps a hostile report readable).

@@ -179,7 +179,7 @@ def _checks(findings: Sequence[Finding]) -> list[dict[str, Any]]:
             "stage": f.stage.value,
             "state": f.state.value,
             "score": f.score,
-            **({"reason": f.reason} if f.state.value == "not_checked" else {}),
+            **({"reason": f.reason} if f.state.value in ("not_checked", "error") else {}),
         }
         for f in findings
     ]

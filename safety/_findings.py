@@ -17,11 +17,13 @@ class Stage(StrEnum):
 
 
 class CheckState(StrEnum):
-    """Three states, never two: a check that could not run is *not checked*, not clean."""
+    """Never two states: a check that could not run is *not checked* (no model for it here,
+    said up front, with the reason) or *error* (it was meant to run and failed), never clean."""
 
     FLAGGED = "flagged"
     CLEAN = "clean"
     NOT_CHECKED = "not_checked"
+    ERROR = "error"
 
 
 class Category(StrEnum):
@@ -75,7 +77,8 @@ class Finding(BaseModel):
             "state": self.state.value,
             "score": -1.0 if self.score is None else float(self.score),
             "flagged": self.flagged,
-            "checked": self.state is not CheckState.NOT_CHECKED,
+            "checked": self.state in (CheckState.FLAGGED, CheckState.CLEAN),
+            "errored": self.state is CheckState.ERROR,
             "matched": [str(term) for term in self.details.get("matched", [])],
             "threshold": -1.0 if self.threshold is None else float(self.threshold),
             "image_index": -1 if self.image_index is None else self.image_index,

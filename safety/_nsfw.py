@@ -74,7 +74,7 @@ class OpenNsfwCheck:
     The ONNX session is created on first use (or by `load()`), once, under a lock, and shared
     by all threads: onnxruntime sessions are safe to run concurrently. A model that fails to
     load is retried on the next call rather than remembered, so a transient failure heals; until
-    then every image comes back NOT_CHECKED, never clean.
+    then every image comes back ERROR, never clean.
     """
 
     name = "opennsfw"
@@ -166,7 +166,7 @@ class OpenNsfwCheck:
                     stage,
                     image_index,
                     start,
-                    state=CheckState.NOT_CHECKED,
+                    state=CheckState.ERROR,
                     reason=f"open_nsfw could not run: {type(exc).__name__}: {exc}",
                 )
             ]

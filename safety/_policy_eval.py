@@ -92,7 +92,7 @@ def probe_inputs() -> list[tuple[Stage, list[dict[str, Any]]]]:
                 category=category,
                 stage=stage,
                 state=state,
-                score=None if state is CheckState.NOT_CHECKED else 0.5,
+                score=None if state in (CheckState.NOT_CHECKED, CheckState.ERROR) else 0.5,
                 threshold=0.5,
                 image_index=None if stage is Stage.PROMPT else 0,
                 details={"matched": ["probe"]} if state is CheckState.FLAGGED else {},

@@ -180,16 +180,20 @@ def _samples(
         plain = {"has_input_image": stage is not Stage.PROMPT}
         seen = stages[: position + 1]
         for score in scores:
+            # Errors stay out of the all-kinds set: a rule blocking on any error would hold
+            # on every such sample and read as shadowing every rule that needs two findings.
             together = [
                 _finding(category, state, at, score)
                 for category in Category
                 for state in CheckState
+                if state is not CheckState.ERROR
                 for at in seen
             ]
             samples += [(stage, together, request) for request in requests]
         for category in Category:
             for at in seen:
-                samples.append((stage, [_finding(category, CheckState.NOT_CHECKED, at, 0)], plain))
+                for unchecked in (CheckState.NOT_CHECKED, CheckState.ERROR):
+                    samples.append((stage, [_finding(category, unchecked, at, 0)], plain))
                 for state in (CheckState.FLAGGED, CheckState.CLEAN):
                     for score in scores:
                         samples.append((stage, [_finding(category, state, at, score)], plain))
@@ -203,7 +207,7 @@ def _finding(category: Category, state: CheckState, stage: Stage, score: float) 
         category=category,
         stage=stage,
         state=state,
-        score=None if state is CheckState.NOT_CHECKED else score,
+        score=None if state in (CheckState.NOT_CHECKED, CheckState.ERROR) else score,
         threshold=0.5,
         image_index=None if stage is Stage.PROMPT else 0,
         details={"matched": ["sample"]} if state is CheckState.FLAGGED else {},

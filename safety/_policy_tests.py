@@ -71,7 +71,7 @@ class _CompactFinding(BaseModel):
             else:
                 state = CheckState.FLAGGED
         score = self.score
-        if score is None and state is not CheckState.NOT_CHECKED:
+        if score is None and state in (CheckState.FLAGGED, CheckState.CLEAN):
             score = 1.0 if state is CheckState.FLAGGED else 0.0
         return Finding(
             check=self.check,

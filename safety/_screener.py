@@ -22,8 +22,8 @@ logger = logging.getLogger(__name__)
 class Screener:
     """Screens a prompt or a batch of images with every check, failing closed.
 
-    A check that raises yields a NOT_CHECKED finding per declared category (reason: the error),
-    and so does a declared category the check silently left out: a gap is never read as clean.
+    A check that raises yields an ERROR finding per declared category (reason: the error), and a
+    declared category the check silently left out a NOT_CHECKED one: a gap is never clean.
     Checks run in order, one after another; the ML checks parallelise internally.
     """
 
@@ -66,14 +66,16 @@ def _run(
         findings = list(call())
     except Exception as exc:
         logger.warning(
-            "safety check %s failed at stage %s (image %s); reporting not checked",
+            "safety check %s failed at stage %s (image %s); reporting an error",
             _attr(check, "name"),
             stage.value,
             image_index,
             exc_info=True,
         )
         reason = f"{_attr(check, 'name')} raised {type(exc).__name__}: {exc}"
-        return _not_checked(check, _categories(check), stage, image_index, reason, start)
+        return _unchecked(
+            check, _categories(check), stage, image_index, reason, start, CheckState.ERROR
+        )
 
     covered = {f.category for f in findings}
     missing = [c for c in _categories(check) if c not in covered]
@@ -84,7 +86,9 @@ def _run(
             ", ".join(c.value for c in missing),
         )
         reason = f"{_attr(check, 'name')} returned no finding for this category"
-        findings += _not_checked(check, missing, stage, image_index, reason, start)
+        findings += _unchecked(
+            check, missing, stage, image_index, reason, start, CheckState.NOT_CHECKED
+        )
     return findings
 
 
@@ -103,13 +107,14 @@ def _categories(check: object) -> tuple[Category, ...]:
         return ()
 
 
-def _not_checked(
+def _unchecked(
     check: object,
     categories: Sequence[Category],
     stage: Stage,
     image_index: int | None,
     reason: str,
     start: float,
+    state: CheckState,
 ) -> list[Finding]:
     elapsed_ms = (time.perf_counter() - start) * 1000.0
     return [
@@ -118,7 +123,7 @@ def _not_checked(
             check_version=_attr(check, "version"),
             category=category,
             stage=stage,
-            state=CheckState.NOT_CHECKED,
+            state=state,
             reason=reason,
             image_index=image_index,
             latency_ms=elapsed_ms,

@@ -127,25 +127,25 @@ def test_preprocessing_agrees_with_the_package_within_jpeg_noise(
 # --- failure modes: never clean ---------------------------------------------------------------
 
 
-def test_missing_model_file_gives_not_checked(tmp_path: Path) -> None:
+def test_missing_model_file_gives_an_error(tmp_path: Path) -> None:
     check = OpenNsfwCheck(model_path=tmp_path / "absent.onnx")
 
     (finding,) = check.check(_photo("coffee"), Stage.OUTPUT, image_index=1)
 
-    assert finding.state is CheckState.NOT_CHECKED
+    assert finding.state is CheckState.ERROR
     assert finding.score is None
     assert finding.image_index == 1
     assert finding.reason and "absent.onnx" in finding.reason
 
 
-def test_model_with_wrong_checksum_gives_not_checked(tmp_path: Path) -> None:
+def test_model_with_wrong_checksum_gives_an_error(tmp_path: Path) -> None:
     bogus = tmp_path / "open-nsfw.onnx"
     bogus.write_bytes(b"not an onnx model")
     check = OpenNsfwCheck(model_path=bogus)
 
     (finding,) = check.check(_photo("coffee"), Stage.OUTPUT)
 
-    assert finding.state is CheckState.NOT_CHECKED
+    assert finding.state is CheckState.ERROR
     assert finding.reason and "sha256" in finding.reason
 
 
@@ -156,14 +156,14 @@ def test_load_raises_a_check_error_naming_the_path(tmp_path: Path) -> None:
         OpenNsfwCheck(model_path=tmp_path / "absent.onnx").load()
 
 
-def test_undecodable_image_gives_not_checked(nsfw_check: OpenNsfwCheck) -> None:
+def test_undecodable_image_gives_an_error(nsfw_check: OpenNsfwCheck) -> None:
     buf = io.BytesIO()
     _photo("astronaut").save(buf, format="PNG")
     truncated = Image.open(io.BytesIO(buf.getvalue()[: len(buf.getvalue()) // 2]))
 
     (finding,) = nsfw_check.check(truncated, Stage.INPUT)
 
-    assert finding.state is CheckState.NOT_CHECKED
+    assert finding.state is CheckState.ERROR
     assert finding.reason and "truncated" in finding.reason
 
 

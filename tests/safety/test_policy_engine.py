@@ -322,8 +322,8 @@ def test_default_policy_blocks_an_unchecked_output(default_policy: Policy, tmp_p
     decision = default_policy.decide(findings, Stage.OUTPUT, {"model": "tiny", "n": 1})
 
     assert decision.action is Action.BLOCK
-    assert decision.rule == "block-unchecked-output-sexual"
-    assert decision.message and "could not be screened" in decision.message
+    assert decision.rule == "block-check-error"
+    assert decision.message and "could not be fully screened" in decision.message
 
 
 def test_default_policy_blocks_an_output_nobody_checked(default_policy: Policy) -> None:

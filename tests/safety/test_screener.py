@@ -1,4 +1,5 @@
-"""Screener: runs every check, and turns failures and gaps into NOT_CHECKED, never clean."""
+"""Screener: runs every check, and turns failures into ERROR and gaps into NOT_CHECKED, never
+clean."""
 
 from __future__ import annotations
 
@@ -83,7 +84,7 @@ def test_screen_images_runs_every_check_on_every_image(nsfw_check: OpenNsfwCheck
     assert screener.screen_images([], Stage.OUTPUT) == []
 
 
-def test_a_raising_image_check_yields_not_checked_per_category(
+def test_a_raising_image_check_yields_an_error_per_category(
     nsfw_check: OpenNsfwCheck, caplog: pytest.LogCaptureFixture
 ) -> None:
     screener = Screener([], [ExplodingCheck(), nsfw_check])
@@ -95,8 +96,9 @@ def test_a_raising_image_check_yields_not_checked_per_category(
     failed = [f for f in findings if f.check == "exploding"]
     assert [f.category for f in failed] == [Category.SEXUAL, Category.MINORS]
     for finding in failed:
-        assert finding.state is CheckState.NOT_CHECKED
+        assert finding.state is CheckState.ERROR
         assert finding.score is None and not finding.as_cel()["checked"]
+        assert finding.as_cel()["errored"]
         assert finding.reason and "RuntimeError: backend went away" in finding.reason
         assert finding.stage is Stage.INPUT and finding.image_index == 0
     # The other check still ran.
@@ -104,14 +106,14 @@ def test_a_raising_image_check_yields_not_checked_per_category(
     assert "exploding" in caplog.text and "backend went away" in caplog.text
 
 
-def test_a_raising_prompt_check_yields_not_checked() -> None:
+def test_a_raising_prompt_check_yields_an_error() -> None:
     screener = Screener([TermListCheck({Category.SEXUAL: ["nude"]}), ExplodingPromptCheck()], [])
 
     findings = screener.screen_prompt("a nude figure")
 
     assert [(f.check, f.category, f.state) for f in findings] == [
         ("prompt_terms", Category.SEXUAL, CheckState.FLAGGED),
-        ("exploding_prompt", Category.HATE, CheckState.NOT_CHECKED),
+        ("exploding_prompt", Category.HATE, CheckState.ERROR),
     ]
     assert findings[1].stage is Stage.PROMPT and findings[1].image_index is None
     assert findings[1].reason and "MemoryError" in findings[1].reason
@@ -128,12 +130,12 @@ def test_a_category_left_out_by_a_check_is_not_checked() -> None:
     ]
 
 
-def test_a_broken_model_screens_as_not_checked(tmp_path: Path) -> None:
+def test_a_broken_model_screens_as_an_error(tmp_path: Path) -> None:
     screener = Screener([], [OpenNsfwCheck(model_path=tmp_path / "missing.onnx")])
 
     (finding,) = screener.screen_images([Image.fromarray(data.coffee())], Stage.OUTPUT)
 
-    assert finding.state is CheckState.NOT_CHECKED
+    assert finding.state is CheckState.ERROR
 
 
 def test_a_check_without_categories_is_a_configuration_error() -> None:
