@@ -71,7 +71,7 @@ def test_a_classifier_that_cannot_run_blocks_the_output(
     assert result.images == []
     [withheld] = result.withheld
     assert withheld.decision.stage.value == "output"
-    assert any(f.state.value == "not_checked" for f in withheld.findings)
+    assert any(f.state.value == "error" for f in withheld.findings)
     assert [e.event for e in service.store.audit_entries()] == ["blocked"]
 
 
