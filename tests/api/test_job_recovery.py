@@ -69,7 +69,13 @@ def genseal_serve(home: Path, log: Path) -> Iterator[tuple[str, subprocess.Popen
     finally:
         if process.poll() is None:
             process.terminate()
-            process.wait(30)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                # A graceful stop waits for the job in hand; on a loaded machine that can take
+                # longer than the test cares to wait, and what it checks is already done.
+                process.kill()
+                process.wait(10)
 
 
 def test_a_job_running_when_its_server_is_killed_completes_after_restart(tmp_path: Path) -> None:
