@@ -16,6 +16,7 @@ import typer
 
 import genseal
 from api._cli_admin import audit_app, tenants_app
+from api._cli_faces import faces_app
 from api._cli_policy import policy_app
 from api._cli_review import review_app
 from api._cli_support import (
@@ -59,6 +60,7 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(review_app, name="review")
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(audit_app, name="audit")
+app.add_typer(faces_app, name="faces")
 
 
 def _version(value: bool) -> None:
@@ -372,8 +374,8 @@ def bench(
     name: Annotated[
         str,
         typer.Argument(
-            help="seal, checks, watermark, verify, sign, generate, robustness, store or load "
-            "(for load, --runs is the duration in seconds)."
+            help="seal, checks, watermark, verify, sign, generate, robustness, store, faces or "
+            "load (for load, --runs is the duration in seconds)."
         ),
     ],
     runs: Annotated[int, typer.Option(min=1, help="Measured runs.")] = 20,

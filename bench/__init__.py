@@ -28,6 +28,8 @@ BENCHMARKS: dict[str, Callable[[int], dict[str, Any]]] = {
         "robustness",
         "store",
         "load",
+        "prompts",
+        "faces",
     )
 }
 

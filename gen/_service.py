@@ -49,13 +49,23 @@ from provenance import (
 )
 from safety import (
     Action,
+    ClipConceptCheck,
     Decision,
+    FaceRegistry,
     Finding,
+    ImageCheck,
+    LikenessCheck,
+    MinorsFaceCheck,
+    NudeNetCheck,
     OpenNsfwCheck,
     Policy,
     PolicyReloader,
     PolicySet,
+    PromptCheck,
+    ProtectedIdentityCheck,
+    RealPersonCheck,
     Screener,
+    SemanticPromptCheck,
     Stage,
     TermListCheck,
     default_policy_path,
@@ -86,7 +96,10 @@ class SealedGenerationService:
             settings.policy_tenants_dir,
             on_change=self._policy_changed,
         )
-        self.screener = _screener_for(self.policy_reloader.current.base)
+        self.face_registry = FaceRegistry(settings.store_url)
+        self.screener = _screener_for(
+            self.policy_reloader.current.base, settings, self.face_registry
+        )
         self.reviews = ReviewStore(settings.home / "reviews")
         # One reviewer decision at a time: two approvals of one image must not seal it twice.
         self._review_lock = threading.Lock()
@@ -122,7 +135,7 @@ class SealedGenerationService:
     def _policy_changed(self, new: PolicySet) -> None:
         if new.base.sha256 != self.policy.sha256:
             # Term lists and the NSFW threshold come from the base policy.
-            self.screener = _screener_for(new.base)
+            self.screener = _screener_for(new.base, self.settings, self.face_registry)
 
     # -- public operations -------------------------------------------------------------------
 
@@ -178,7 +191,10 @@ class SealedGenerationService:
             for index, image in enumerate(output.images):
                 seed = output.seeds[index] if index < len(output.seeds) else None
                 with _timed(timings, "screen_output"):
-                    image_findings = self.screener.screen_images([image], Stage.OUTPUT)
+                    # The input image goes along so likeness can compare who is in both.
+                    image_findings = self.screener.screen_images(
+                        [image], Stage.OUTPUT, reference=input_image
+                    )
                     image_findings = [
                         f.model_copy(update={"image_index": index}) for f in image_findings
                     ]
@@ -637,11 +653,29 @@ class SealedGenerationService:
             raise
 
 
-def _screener_for(policy: Policy) -> Screener:
-    return Screener(
-        prompt_checks=[TermListCheck.from_policy(policy)],
-        image_checks=[OpenNsfwCheck.from_policy(policy)],
-    )
+def _screener_for(policy: Policy, settings: Settings, registry: FaceRegistry) -> Screener:
+    """The checks every request goes through. CLIP and NudeNet join only when configured: a
+    sexual-content check that cannot run reports not_checked, and the fail-closed rules block
+    an output on that."""
+    prompt_checks: list[PromptCheck] = [TermListCheck.from_policy(policy)]
+    if policy.prompt_concepts:
+        prompt_checks.append(SemanticPromptCheck.from_policy(policy))
+    image_checks: list[ImageCheck] = [
+        OpenNsfwCheck.from_policy(policy),
+        MinorsFaceCheck.from_policy(policy),
+        RealPersonCheck.from_policy(policy),
+        ProtectedIdentityCheck.from_policy(policy, registry),
+        LikenessCheck.from_policy(policy),
+    ]
+    if settings.clip_weights is not None:
+        image_checks.append(
+            ClipConceptCheck.from_policy(
+                policy, model=settings.clip_model, weights=settings.clip_weights
+            )
+        )
+    if settings.nudenet:
+        image_checks.append(NudeNetCheck.from_policy(policy))
+    return Screener(prompt_checks=prompt_checks, image_checks=image_checks)
 
 
 def _no_progress(_stage: str, _fraction: float) -> None:

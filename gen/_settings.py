@@ -118,6 +118,24 @@ class Settings(BaseSettings):
         description="How often `genseal serve` checks the policy files for changes; 0 disables.",
     )
 
+    # Optional image checks. CLIP weights cannot be downloaded offline: unset, the CLIP concept
+    # check reports not_checked for its categories rather than score with random weights.
+    clip_model: str | None = Field(
+        default=None,
+        description="open_clip architecture of the CLIP concept check (e.g. ViT-B-32, "
+        "ViT-L-14-quickgelu for OpenAI weights), or local-dir:PATH with open_clip_config.json.",
+    )
+    clip_weights: Path | None = Field(
+        default=None,
+        description="Local open_clip checkpoint (state dict: .safetensors, .bin, .pt) for "
+        "GENSEAL_CLIP_MODEL; unset, the CLIP concept check reports not_checked.",
+    )
+    nudenet: bool = Field(
+        default=False,
+        description="Add NudeNet's body-part detector to the image checks; needs "
+        "pip install 'genseal[nudenet]' (AGPL-3.0).",
+    )
+
     rate_limit: str = Field(
         default="120/minute",
         description="Default requests per tenant (limits notation: '120/minute', '10/second'); "

@@ -1,8 +1,13 @@
 """Screening: safety checks over prompts and images, and the policy that decides on them."""
 
-from ._checks import ImageCheck, PromptCheck
+from ._checks import ImageCheck, PromptCheck, ReferenceImageCheck
+from ._clip_concepts import ClipConceptCheck
+from ._face_checks import LikenessCheck, MinorsFaceCheck, ProtectedIdentityCheck, RealPersonCheck
+from ._face_registry import EnrolledIdentity, Enrollment, FaceRegistry, IdentityMatch
+from ._faces import Face, FaceAnalysis, FaceAnalyzer, descriptor_distance, face_analyzer
 from ._findings import Category, CheckState, Finding, Stage
 from ._nsfw import OpenNsfwCheck
+from ._nudenet import NudeNetCheck
 from ._policy import Policy, PolicyEngine, RuleResult, default_policy_path
 from ._policy_explain import Explanation, explain
 from ._policy_lint import lint_policy
@@ -11,6 +16,7 @@ from ._policy_replay import ReplayChange, ReplayReport, replay_decisions
 from ._policy_set import PolicyReloader, PolicySet
 from ._policy_tests import CaseResult, run_policy_tests
 from ._policy_yaml import PolicyProblem
+from ._prompt_semantic import SemanticPromptCheck
 from ._prompt_terms import TermListCheck
 from ._screener import Screener
 
@@ -19,10 +25,21 @@ __all__ = [
     "CaseResult",
     "Category",
     "CheckState",
+    "ClipConceptCheck",
     "Decision",
+    "EnrolledIdentity",
+    "Enrollment",
     "Explanation",
+    "Face",
+    "FaceAnalysis",
+    "FaceAnalyzer",
+    "FaceRegistry",
     "Finding",
+    "IdentityMatch",
     "ImageCheck",
+    "LikenessCheck",
+    "MinorsFaceCheck",
+    "NudeNetCheck",
     "OpenNsfwCheck",
     "Policy",
     "PolicyEngine",
@@ -30,17 +47,23 @@ __all__ = [
     "PolicyReloader",
     "PolicySet",
     "PromptCheck",
+    "ProtectedIdentityCheck",
+    "RealPersonCheck",
+    "ReferenceImageCheck",
     "ReplayChange",
     "ReplayReport",
     "Rule",
     "RuleResult",
     "Screener",
+    "SemanticPromptCheck",
     "Severity",
     "ShadowOutcome",
     "Stage",
     "TermListCheck",
     "default_policy_path",
+    "descriptor_distance",
     "explain",
+    "face_analyzer",
     "lint_policy",
     "policy_json_schema",
     "replay_decisions",

@@ -8,6 +8,9 @@ Two halves that work together:
 - `term_regex` turns a list term into a pattern that absorbs what cannot be undone without
   guessing (leetspeak, where "1" may be "i" or "l"; letters repeated any number of times) and
   matches whole words only, so "class" never matches "ass".
+
+`unleet` is the guess `term_regex` avoids, for consumers that need plain words rather than a
+pattern (a sentence-embedding model reads "n4k3d" as noise, not as "naked").
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-__all__ = ["matching_forms", "normalize_text", "term_regex"]
+__all__ = ["matching_forms", "normalize_text", "term_regex", "unleet"]
 
 # Cyrillic and Greek letters that render like Latin ones. Only applied inside words that also
 # contain ASCII letters: mixing scripts in one word is the obfuscation, a Russian word is not.
@@ -169,3 +172,34 @@ def term_regex(term: str) -> re.Pattern[str]:
     body = r"[\W_]*".join(_word_pattern(w) for w in words)
     tail = r"(?:[^\W_]|[@$])*" if prefix else rf"(?:[e3]?[s5$])?{_NOT_AFTER}"
     return re.compile(f"{_NOT_BEFORE}{body}{tail}")
+
+
+# One reading per leet character (the commonest): for plain-word consumers a best guess beats
+# no reading. "2", "6", "8" and "9" stay out: in prompts they are far more often numbers.
+_UNLEET = str.maketrans(
+    {"4": "a", "@": "a", "3": "e", "1": "i", "0": "o", "5": "s", "$": "s", "7": "t"}
+)
+_LEET_TOKEN = re.compile(r"(?<![^\W_])[a-z0-9@$]+(?![^\W_])")
+# "v2", "ps5", "ak47": a short letter prefix and a number is a model name, not leetspeak.
+_MODEL_NAME = re.compile(r"[a-z]{1,2}\d+")
+
+
+def _unleet_token(match: re.Match[str]) -> str:
+    token = match.group(0)
+    letters = sum("a" <= c <= "z" for c in token)
+    if (
+        letters < 2
+        or letters == len(token)
+        # "8k", "35mm", "1990s", "1girl": a leading digit is a quantity; "@name" is a handle.
+        or not ("a" <= token[0] <= "z" or token[0] == "$")
+        or any(c in "2689" for c in token)
+        or _MODEL_NAME.fullmatch(token)
+    ):
+        return token
+    return token.translate(_UNLEET)
+
+
+def unleet(text: str) -> str:
+    """Leetspeak in `normalize_text` output spelled back as letters: "n4k3d" → "naked",
+    "s3x" → "sex", "pr0n" → "pron"; quantities and model names ("8k", "35mm", "ps5") are kept."""
+    return _LEET_TOKEN.sub(_unleet_token, text)

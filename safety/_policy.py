@@ -168,6 +168,11 @@ class Policy:
         return {c: list(p) for c, p in source.prompt_patterns.items()}
 
     @property
+    def prompt_concepts(self) -> dict[Category, list[str]]:
+        source = self.base.spec if self.base is not None else self.spec
+        return {c: list(d) for c, d in source.prompt_concepts.items()}
+
+    @property
     def thresholds(self) -> dict[str, float]:
         merged = dict(self.base.thresholds) if self.base is not None else {}
         merged.update(self.spec.thresholds)

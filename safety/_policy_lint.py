@@ -196,7 +196,13 @@ def _samples(
                     samples.append((stage, [_finding(category, unchecked, at, 0)], plain))
                 for state in (CheckState.FLAGGED, CheckState.CLEAN):
                     for score in scores:
-                        samples.append((stage, [_finding(category, state, at, score)], plain))
+                        single = _finding(category, state, at, score)
+                        samples.append((stage, [single], plain))
+                        # The same finding beside clean sexual-content checks at every stage
+                        # so far, as a screened request has them: without these, a rule on a
+                        # lone finding reads as shadowed by the fail-closed rules.
+                        screened = [_finding(Category.SEXUAL, CheckState.CLEAN, s, 0) for s in seen]
+                        samples.append((stage, [single, *screened], plain))
     return tuple(samples)
 
 

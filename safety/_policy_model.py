@@ -73,6 +73,9 @@ DEFAULT_SEVERITY: dict[Action, Severity] = {
 _NEEDS_MESSAGE = frozenset({Action.BLOCK, Action.REQUIRE_CONSENT})
 _STRICT = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 _RULE_ID = r"^[a-z0-9][a-z0-9._-]*$"
+_SEMANTIC = "semantic_similarity"  # the threshold keys SemanticPromptCheck reads
+_MAX_CONCEPT = 120
+_CLAUSE_BREAK = re.compile(r"[,;.!?|()\[\]{}<>:\n]")
 
 
 class Rule(BaseModel):
@@ -156,6 +159,13 @@ class PolicySpec(BaseModel):
     )
     prompt_terms: dict[Category, list[str]] = Field(default_factory=dict)
     prompt_patterns: dict[Category, list[str]] = Field(default_factory=dict)
+    prompt_concepts: dict[Category, list[str]] = Field(
+        default_factory=dict,
+        description="Semantic prompt screening: short descriptions of what a category looks "
+        'like ("a naked person"); a prompt is flagged when it is similar enough to one '
+        "(thresholds.semantic_similarity, or semantic_similarity_<category>). A category "
+        "with no concepts is left to the term lists.",
+    )
     thresholds: dict[str, float] = Field(default_factory=dict)
     rules: list[Rule] = Field(default_factory=list)
     overrides: dict[str, RuleOverride] = Field(
@@ -190,6 +200,43 @@ class PolicySpec(BaseModel):
                     raise ValueError(f"{category.value}: invalid regex {source!r}: {exc}") from exc
         return value
 
+    @field_validator("prompt_concepts")
+    @classmethod
+    def _concepts_usable(cls, value: dict[Category, list[str]]) -> dict[Category, list[str]]:
+        for category, concepts in value.items():
+            if not concepts:
+                raise ValueError(f"{category.value}: list at least one concept or leave it out")
+            seen: set[str] = set()
+            for concept in concepts:
+                text = concept.strip()
+                # One clause: the check compares clause with clause, so a list of several
+                # ideas in one description would match none of them well.
+                if not text or len(text) > _MAX_CONCEPT or _CLAUSE_BREAK.search(text):
+                    raise ValueError(
+                        f"{category.value}: concept {concept!r} must be one short phrase "
+                        f"(1-{_MAX_CONCEPT} characters, no , ; . ! ? | ( ) [ ] : )"
+                    )
+                if text.casefold() in seen:
+                    raise ValueError(f"{category.value}: concept {concept!r} is listed twice")
+                seen.add(text.casefold())
+        return value
+
+    @field_validator("thresholds")
+    @classmethod
+    def _semantic_thresholds(cls, value: dict[str, float]) -> dict[str, float]:
+        categories = {c.value for c in Category}
+        for key, number in value.items():
+            if key != _SEMANTIC and not key.startswith(_SEMANTIC + "_"):
+                continue
+            if key != _SEMANTIC and key.removeprefix(_SEMANTIC + "_") not in categories:
+                raise ValueError(
+                    f"{key}: a semantic threshold is {_SEMANTIC} or {_SEMANTIC}_<category> "
+                    f"({', '.join(sorted(categories))})"
+                )
+            if not 0.0 <= number <= 1.0:
+                raise ValueError(f"{key}: a similarity threshold must be within [0, 1]")
+        return value
+
     @field_validator("precedence")
     @classmethod
     def _precedence_complete(cls, value: list[Action]) -> list[Action]:
@@ -211,6 +258,8 @@ class PolicySpec(BaseModel):
                 raise ValueError("an overlay changes rules with `overrides`, `add`, `disable`")
             if self.prompt_terms or self.prompt_patterns:
                 raise ValueError("prompt term lists come from the base policy, not an overlay")
+            if self.prompt_concepts:
+                raise ValueError("prompt concepts come from the base policy, not an overlay")
         if self.default_action is Action.BLOCK and not self.default_message:
             raise ValueError("default_action block needs a `default_message`")
         return self

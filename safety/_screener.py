@@ -6,12 +6,13 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
+from typing import TypeGuard
 
 from PIL import Image
 
 from genseal.errors import ConfigError
 
-from ._checks import ImageCheck, PromptCheck
+from ._checks import ImageCheck, PromptCheck, ReferenceImageCheck
 from ._findings import Category, CheckState, Finding, Stage
 
 __all__ = ["Screener"]
@@ -46,11 +47,23 @@ class Screener:
             findings += _run(check, Stage.PROMPT, None, partial(check.check, prompt))
         return findings
 
-    def screen_images(self, images: Sequence[Image.Image], stage: Stage) -> list[Finding]:
+    def screen_images(
+        self,
+        images: Sequence[Image.Image],
+        stage: Stage,
+        reference: Image.Image | None = None,
+    ) -> list[Finding]:
+        """Findings for every image; `reference` (the input image, when screening outputs)
+        goes only to checks that declare `accepts_reference`."""
         findings: list[Finding] = []
         for index, image in enumerate(images):
             for check in self.image_checks:
-                call = partial(check.check, image, stage, image_index=index)
+                if _accepts_reference(check):
+                    call = partial(
+                        check.check, image, stage, image_index=index, reference=reference
+                    )
+                else:
+                    call = partial(check.check, image, stage, image_index=index)
                 findings += _run(check, stage, index, call)
         return findings
 
@@ -90,6 +103,14 @@ def _run(
             check, missing, stage, image_index, reason, start, CheckState.NOT_CHECKED
         )
     return findings
+
+
+def _accepts_reference(check: ImageCheck) -> TypeGuard[ReferenceImageCheck]:
+    # Declared, not sniffed from the signature: a check opts in to receiving the input image.
+    try:
+        return getattr(check, "accepts_reference", False) is True
+    except Exception:
+        return False
 
 
 def _attr(check: object, name: str) -> str:

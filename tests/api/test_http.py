@@ -62,12 +62,23 @@ def test_policy_block_is_a_content_policy_violation(server: Server) -> None:
 
 
 def test_openai_client_edits_with_the_figurine_preset(server: Server) -> None:
+    me = ("me.png", photo("astronaut"), "image/png")
+    with pytest.raises(openai.BadRequestError, match="consent"):
+        # A real person's photo: editing it needs their consent.
+        client(server).images.edit(
+            image=me, prompt="holding a tiny flag", size="256x256", extra_body=FAST
+        )
     response = client(server).images.edit(
-        image=("me.png", photo("astronaut"), "image/png"),
+        image=me,
         prompt="holding a tiny flag",
         size="256x256",
         response_format="b64_json",
-        extra_body={**FAST, "preset": "figurine"},
+        extra_body={
+            **FAST,
+            "preset": "figurine",
+            "consent_subject": "user-42",
+            "consent_reference": "consent/2026/0042",
+        },
     )
     [datum] = response.data
     data = base64.b64decode(datum.b64_json or "")

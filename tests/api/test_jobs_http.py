@@ -167,7 +167,14 @@ def test_async_edit_and_seal_run_as_jobs(deployment: Deployment) -> None:
     d = deployment
     edit = httpx.post(
         f"{d.url}/v1/images/edits",
-        data={"prompt": "as a figurine", "preset": "figurine", "steps": "2", "size": "256x256"},
+        data={
+            "prompt": "as a figurine",
+            "preset": "figurine",
+            "steps": "2",
+            "size": "256x256",
+            "consent_subject": "user-42",
+            "consent_reference": "consent/2026/0042",
+        },
         files={"image": ("me.png", photo("astronaut"), "image/png")},
         headers=d.headers(d.acme, **ASYNC),
     ).json()

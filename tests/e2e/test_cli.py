@@ -63,6 +63,7 @@ def test_figurine_image_to_image_records_the_input_as_ingredient(
 ) -> None:
     code, stdout, stderr = invoke(
         "generate", "", "--preset", "figurine", "--image", str(astronaut_png),
+        "--consent-subject", "user-42", "--consent-reference", "consent/2026/0042",
         *FAST, "--out", str(tmp_path / "out"), "--json",
     )  # fmt: skip
     assert code == 0, stderr
