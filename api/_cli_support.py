@@ -63,7 +63,8 @@ def _service(**overrides: Any) -> Any:
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}")
+    # soft_wrap: a path in the message must stay whole on narrow terminals (and to grep).
+    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -214,7 +214,7 @@ def sweep(
             if p.inappropriate >= POSITIVE_AT and p.categories & set(labels)
         ]
         negatives = [o.semantic_scores.get(category, 0.0) for o in benign_outcomes]
-        points = [
+        points: list[dict[str, float | None]] = [
             {
                 "threshold": t,
                 "recall": _rate([s >= t for s in positives]),
@@ -224,9 +224,9 @@ def sweep(
         ]
         chosen = next(
             (
-                pt["threshold"]
-                for pt in points
-                if pt["threshold"] >= SWEEP_FLOOR and (pt["benign_fpr"] or 0.0) <= SWEEP_FPR
+                t
+                for t, pt in zip(SWEEP, points, strict=True)
+                if t >= SWEEP_FLOOR and (pt["benign_fpr"] or 0.0) <= SWEEP_FPR
             ),
             None,
         )

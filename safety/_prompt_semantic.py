@@ -18,7 +18,9 @@ What the text goes through first, and why:
   garment is the exception and is kept — "no clothes" and "not wearing anything" mean nudity —
   and so is negated safety ("not safe for work", "not family friendly");
 - the prompt is embedded whole and clause by clause (split at punctuation): prompts are lists
-  of clauses, and one harmful clause among ten style tags barely moves the whole-prompt vector.
+  of clauses, and one harmful clause among ten style tags barely moves the whole-prompt vector;
+- a clause closer to a bare subject ("a woman", "a portrait of a man") than to a concept is
+  marked down by the difference: on short texts the similarity follows the shared subject.
 
 Thresholds come from the policy's `thresholds`: `semantic_similarity_<category>` for one
 category, else `semantic_similarity` for all. A category the policy gives no concepts is not
@@ -282,9 +284,10 @@ def _model(path: Path | None) -> _Model:
 class SemanticPromptCheck:
     """Flags a prompt per category when it resembles one of the category's concept descriptions.
 
-    One finding per category that has concepts: score = the best cosine similarity (clipped to
-    [0, 1]), flagged at or above the category's threshold, with the concept, the clause that
-    matched it and the model in `details` (`details["matched"]` holds the concept when
+    One finding per category that has concepts: score = the best cosine similarity over the
+    prompt's clauses, marked down where a bare subject is closer (see the module docstring) and
+    clipped to [0, 1]; flagged at or above the category's threshold, with the concept, its raw
+    similarity and the model in `details` (`details["matched"]` holds the concept when
     flagged). The model is loaded on first use (or by `load()`), once per process, and shared
     by every instance; the concept embeddings once per instance. If the model cannot be loaded,
     `load()` raises `CheckError` and `check()` reports ERROR findings naming the package.
@@ -468,7 +471,7 @@ class SemanticPromptCheck:
             threshold=threshold,
             reason=(
                 f'prompt resembles {category.value} concept "{best.concept}" '
-                f"(similarity {score:.2f} >= {threshold:.2f})"
+                f"(score {score:.2f} >= {threshold:.2f})"
                 if flagged and best
                 else None
             ),

@@ -147,12 +147,25 @@ def test_seal_of_a_real_photo_is_trusted(genseal_home: Path, tmp_path: Path) -> 
     assert "acme/diffuser-v2" in json.dumps(manifest["actions"])
 
 
-def test_screen_prints_findings_and_decision(genseal_home: Path, astronaut_png: Path) -> None:
-    code, stdout, _ = invoke("screen", str(astronaut_png), "--prompt", FOX, "--json")
+def test_screen_prints_findings_and_decision(
+    genseal_home: Path, astronaut_png: Path, tmp_path: Path
+) -> None:
+    coffee = tmp_path / "coffee.png"
+    coffee.write_bytes(photo("coffee"))
+    code, stdout, _ = invoke("screen", str(coffee), "--prompt", FOX, "--json")
     assert code == 0
     payload = json.loads(stdout)
     assert payload["decision"]["action"] == "allow"
     assert {f["stage"] for f in payload["findings"]} == {"prompt", "input"}
+
+    # A real person's photo: editing it would need their consent.
+    code, stdout, _ = invoke("screen", str(astronaut_png), "--prompt", FOX, "--json")
+    assert code == 3
+    payload = json.loads(stdout)
+    assert payload["decision"]["action"] == "require_consent"
+    assert any(
+        f["category"] == "real_person" and f["state"] == "flagged" for f in payload["findings"]
+    )
 
     code, stdout, _ = invoke("screen", "--prompt", "naked schoolgirl", "--json")
     assert code == 3

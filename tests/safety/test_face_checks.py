@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import sqlite3
 from pathlib import Path
 
@@ -318,15 +319,18 @@ def test_policy_input_rule_requires_consent_for_a_face(
 
 
 def test_thresholds_come_from_the_policy(tmp_path: Path, registry: FaceRegistry) -> None:
-    text = (
-        default_policy_path()
-        .read_text()
-        .replace(
-            "thresholds:\n",
-            "thresholds:\n  minor_age_margin: 6\n  identity_match_distance: 0.5\n"
-            "  likeness_distance: 0.45\n",
-            1,
-        )
+    text = re.sub(
+        r"(?m)^(  (minor_age_margin|identity_match_distance|likeness_distance):) [0-9.]+",
+        lambda m: (
+            m.group(1)
+            + " "
+            + {
+                "minor_age_margin": "6",
+                "identity_match_distance": "0.5",
+                "likeness_distance": "0.45",
+            }[m.group(2)]
+        ),
+        default_policy_path().read_text(),
     )
     path = tmp_path / "faces.yaml"
     path.write_text(text)
