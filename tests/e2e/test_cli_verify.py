@@ -56,6 +56,7 @@ def sealed_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sealed]:
         portrait.write_bytes(photo("astronaut"))
         code, stdout, stderr = invoke(
             "generate", "", "--preset", "figurine", "--image", str(portrait), *FAST,
+            "--consent-subject", "user-42", "--consent-reference", "consent/2026/0042",
             "--out", str(root / "out"), "--json",
         )  # fmt: skip
         assert code == 0, stderr
