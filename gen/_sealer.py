@@ -2,6 +2,12 @@
 
 Only images a policy released reach here; everything in it raises on failure, and the service
 turns any failure into a recorded ``error`` with nothing released.
+
+Every mark is read back before it is signed: a learned watermark (rivaGan) does not take on
+every picture (pure noise, as the embedded ``tiny`` model draws, reads as a confident payload
+of its own), so when the configured backend cannot read its own mark the next backend is
+used, and the manifest, the store and the response name the one that holds. An image no
+backend can mark readably is not released (WatermarkError).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import genseal
 from gen._decisions import audit_record
 from gen._images import MIME_TYPES, ImageFormat, encode_image, extension
 from gen._requests import SealedImage
+from genseal.errors import WatermarkError
 from provenance import (
     IngredientSpec,
     ManifestRecord,
@@ -57,21 +64,46 @@ class SealJob:
 
 
 class Sealer:
-    """Seals released images with one watermarker, one C2PA signer and one manifest store."""
+    """Seals released images with a watermarker (and the ``fallbacks`` for pictures it cannot
+    mark readably), one C2PA signer and one manifest store."""
 
     def __init__(
-        self, watermarker: Watermarker, signer: ManifestSigner, store: ManifestStore
+        self,
+        watermarker: Watermarker,
+        signer: ManifestSigner,
+        store: ManifestStore,
+        fallbacks: Sequence[Watermarker] = (),
     ) -> None:
         self.watermarker = watermarker
+        self.fallbacks = [w for w in fallbacks if w.name != watermarker.name]
         self.signer = signer
         self.store = store
+
+    def watermark(self, image: Image.Image, payload: str) -> tuple[Image.Image, Watermarker]:
+        """The marked image and the backend whose mark reads back exactly."""
+        for watermarker in (self.watermarker, *self.fallbacks):
+            marked = watermarker.embed(image, payload)
+            reading = watermarker.detect(marked)
+            if reading.detected and reading.payload == payload:
+                return marked, watermarker
+            log.warning(
+                "watermark_unreadable",
+                backend=watermarker.name,
+                read=reading.payload,
+                confidence=reading.confidence,
+            )
+        tried = ", ".join(w.name for w in (self.watermarker, *self.fallbacks))
+        raise WatermarkError(
+            f"no watermark backend ({tried}) reads its own mark back from this image, "
+            "so its provenance could not survive the manifest being stripped"
+        )
 
     def seal(self, image: Image.Image, job: SealJob) -> SealedImage:
         genseal_id = str(uuid.uuid4())
         # The watermark carries a short id derived from the manifest id; the fingerprint is
         # what confirms it on recovery (32 bits alone collide).
         payload = uuid.UUID(genseal_id).hex[:8]
-        marked = self.watermarker.embed(image, payload)
+        marked, watermarker = self.watermark(image, payload)
         data = encode_image(marked, job.fmt)
         mime = MIME_TYPES[job.fmt]
         print_ = fingerprint(marked)
@@ -83,7 +115,7 @@ class Sealer:
             model_id=model,
             kind="edited" if job.ingredient is not None else "created",
             moderation=moderation_assertion(genseal_id, job),
-            soft_binding_alg=f"org.genseal.{self.watermarker.name}.{self.watermarker.version}",
+            soft_binding_alg=f"org.genseal.{watermarker.name}.{watermarker.version}",
             soft_binding_value=payload,
             ingredient=job.ingredient,
         )
@@ -94,7 +126,7 @@ class Sealer:
                 id=genseal_id,
                 manifest_label=signed.manifest_label,
                 manifest_store=signed.manifest_store,
-                watermark_alg=self.watermarker.name,
+                watermark_alg=watermarker.name,
                 watermark_payload=payload,
                 fingerprint_alg=print_.algorithm,
                 fingerprint_hex=print_.hex,
@@ -126,7 +158,7 @@ class Sealer:
             manifest_label=signed.manifest_label,
             mime=mime,
             sha256=sha256,
-            watermark=f"{self.watermarker.name}:{payload}",
+            watermark=f"{watermarker.name}:{payload}",
             fingerprint=print_.hex,
             seed=job.seed,
             findings=job.findings,

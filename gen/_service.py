@@ -36,7 +36,7 @@ from gen._reviews import ReviewRecord, ReviewStore
 from gen._sealer import Sealer, SealJob
 from gen._settings import Settings
 from gen._signing import build_signer, configured_identity
-from gen._verification import build_verifier
+from gen._verification import build_verifier, configured_watermarker, other_watermarkers
 from genseal.errors import GensealError, InputError
 from provenance import (
     AuditEvent,
@@ -45,7 +45,6 @@ from provenance import (
     SigningIdentity,
     Verifier,
     Watermarker,
-    make_watermarker,
 )
 from safety import (
     Action,
@@ -103,14 +102,16 @@ class SealedGenerationService:
         self.reviews = ReviewStore(settings.home / "reviews")
         # One reviewer decision at a time: two approvals of one image must not seal it twice.
         self._review_lock = threading.Lock()
-        self.watermarker: Watermarker = make_watermarker(settings.watermark)
+        self.watermarker: Watermarker = configured_watermarker(settings)
         settings.home.mkdir(parents=True, exist_ok=True)
         self.identity, remote = configured_identity(settings)
         if self.identity.created and on_identity_created is not None:
             on_identity_created(self.identity)
         self.signer = build_signer(settings, self.identity, remote)
         self.store = ManifestStore(settings.store_url)
-        self.sealer = Sealer(self.watermarker, self.signer, self.store)
+        self.sealer = Sealer(
+            self.watermarker, self.signer, self.store, fallbacks=other_watermarkers(settings)
+        )
         self._load_backend = backend_loader or self._default_backend_loader
         self._backends: dict[str, ImageBackend] = {}
         self._backends_lock = threading.Lock()

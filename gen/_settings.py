@@ -37,7 +37,19 @@ class Settings(BaseSettings):
     offline: bool = Field(
         default=True, description="Never reach the Hugging Face hub; load models from cache only."
     )
-    watermark: Literal["dwtdctsvd", "rivagan"] = Field(default="dwtdctsvd")
+    watermark: Literal["dwtdctsvd", "rivagan", "trustmark"] = Field(
+        default="rivagan",
+        description="Invisible watermark embedded in every sealed image: rivagan (survives "
+        "crops, rotation, JPEG; default), dwtdctsvd (faster, CRC-checked id, does not survive "
+        "crops or rescaling) or trustmark (needs GENSEAL_TRUSTMARK_MODELS). Verification reads "
+        "every backend, so a change keeps older images recoverable.",
+    )
+    trustmark_models: Path | None = Field(
+        default=None,
+        description="Directory holding TrustMark's model files for GENSEAL_WATERMARK=trustmark "
+        "(trustmark_Q.yaml, encoder_Q.ckpt, decoder_Q.ckpt); genseal never downloads them. "
+        "Needs pip install 'genseal[trustmark]'.",
+    )
     output_format: Literal["png", "jpeg", "webp"] = "png"
 
     # Signing. Unset: the development identity in home/keys (`genseal keys init`).

@@ -6,6 +6,10 @@ come ``GENSEAL_TRUST_ANCHORS``, the allowed-EKU file ``GENSEAL_TRUST_CONFIG``, t
 list ``GENSEAL_TRUST_LIST`` and the anchors a caller passes (``genseal verify --trust``).
 Remote manifests and OCSP are fetched only when ``GENSEAL_VERIFY_REMOTE_MANIFESTS`` /
 ``GENSEAL_VERIFY_OCSP`` say so.
+
+Watermarks are read with the configured backend first, then with the other built-in ones
+(``WATERMARK_BACKENDS``) and TrustMark when its models are configured, so that images sealed
+before the deployment changed backends are still recovered.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from gen._settings import Settings
 from gen._signing import signing_root_pem
 from genseal.errors import SigningError
 from provenance import (
+    WATERMARK_BACKENDS,
     ManifestStore,
     TrustConfig,
     Verifier,
@@ -24,7 +29,28 @@ from provenance import (
     make_watermarker,
 )
 
-__all__ = ["build_verifier", "trust_anchors", "trust_config"]
+__all__ = [
+    "build_verifier",
+    "configured_watermarker",
+    "other_watermarkers",
+    "trust_anchors",
+    "trust_config",
+]
+
+
+def configured_watermarker(settings: Settings, name: str | None = None) -> Watermarker:
+    """The watermark backend ``name`` (default: the ``watermark`` setting), built with the
+    settings it needs."""
+    return make_watermarker(name or settings.watermark, trustmark_models=settings.trustmark_models)
+
+
+def other_watermarkers(settings: Settings) -> list[Watermarker]:
+    """Every other backend: what a verifier also reads, and what sealing falls back to for a
+    picture the configured backend cannot mark readably."""
+    names = [n for n in WATERMARK_BACKENDS if n != settings.watermark]
+    if settings.trustmark_models is not None and settings.watermark != "trustmark":
+        names.append("trustmark")
+    return [configured_watermarker(settings, n) for n in names]
 
 
 def trust_anchors(settings: Settings, extra_pem: bytes = b"") -> bytes:
@@ -64,7 +90,8 @@ def build_verifier(
     return Verifier(
         store=store or ManifestStore(settings.store_url),
         trust_anchors_pem=None,
-        watermarker=watermarker or make_watermarker(settings.watermark),
+        watermarker=watermarker or configured_watermarker(settings),
+        also_read=other_watermarkers(settings),
         trust=trust,
         max_pixels=settings.max_image_pixels,
     )

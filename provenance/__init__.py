@@ -58,14 +58,21 @@ from ._signing_identity import (
 )
 from ._store import ManifestStore
 from ._trust import TrustConfig, load_allowed_ekus
+from ._trustmark import TrustMarkWatermarker
 from ._verify import Verifier
 from ._watermark import Watermarker, WatermarkReading
-from ._watermarkers import WATERMARK_BACKENDS, WatermarkBackend, make_watermarker
+from ._watermarkers import (
+    OPTIONAL_WATERMARK_BACKENDS,
+    WATERMARK_BACKENDS,
+    WatermarkBackend,
+    make_watermarker,
+)
 
 __all__ = [
     "CROP_MATCH_THRESHOLD",
     "DEFAULT_ALLOWED_EKUS",
     "MODERATION_LABEL",
+    "OPTIONAL_WATERMARK_BACKENDS",
     "SIGNING_ALGORITHMS",
     "SOFT_BINDING_LABEL",
     "TRAINED_ALGORITHMIC_MEDIA",
@@ -102,6 +109,7 @@ __all__ = [
     "StatusCode",
     "TimeStamp",
     "TrustConfig",
+    "TrustMarkWatermarker",
     "Verifier",
     "WatermarkBackend",
     "WatermarkReading",

@@ -111,7 +111,7 @@ class DwtDctSvdWatermarker:
             result.putalpha(alpha)
         return result
 
-    def detect(self, image: Image.Image) -> WatermarkReading:
+    def detect(self, image: Image.Image, *, thorough: bool = False) -> WatermarkReading:
         """Read the payload; ``detected`` only when the CRC holds and the vote is strong.
 
         Images below the minimum size cannot carry a mark: they read as not detected.

@@ -8,8 +8,16 @@ Recovery rules (DESIGN: a 32-bit watermark collides after ~65k images):
   (fingerprint within ``corroboration_distance``, loose, since the watermark already narrowed
   the candidates to a handful; or, for crops, which move PDQ as far as an unrelated picture,
   the file matching a crop of the sealed thumbnail, see ``_cropprint``);
-- a fingerprint alone names a record within ``fingerprint_distance`` (strict), and only when
-  the file has enough detail for PDQ to mean something (quality >= ``_MIN_PDQ_QUALITY``).
+- a fingerprint alone names a record within ``fingerprint_distance`` (strict, PDQ's published
+  match threshold of 31 bits), and only when the file has enough detail for PDQ to mean
+  something (quality >= ``_MIN_PDQ_QUALITY``).
+
+A watermark lead only points to records sealed with the backend that read it. The verifier
+reads with the configured backend first and then with every other one it was given
+(``also_read``), so images sealed before a deployment changed backends are still recovered.
+A backend without a checksum (rivaGan) may also offer other likely payloads
+(``WatermarkReading.candidates``, from its least confident bits); they are tried after the
+hard decision, each still needing the fingerprint or crop print to agree.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ import hashlib
 import io
 import itertools
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from PIL import Image
@@ -65,7 +73,8 @@ class Verifier:
         trust_anchors_pem: bytes | None,
         watermarker: Watermarker,
         *,
-        fingerprint_distance: int = 32,
+        also_read: Sequence[Watermarker] = (),
+        fingerprint_distance: int = 31,
         corroboration_distance: int = 90,
         watermark_tolerance: int = 2,
         fingerprinter: Fingerprinter = fingerprint,
@@ -78,6 +87,7 @@ class Verifier:
         self._reader = C2paReader(trust_anchors_pem, trust=trust)
         self._max_pixels = max_pixels
         self._watermarker = watermarker
+        self._others = [w for w in also_read if w.name != watermarker.name]
         self._strict = fingerprint_distance
         self._loose = corroboration_distance
         self._tolerance = watermark_tolerance
@@ -113,12 +123,12 @@ class Verifier:
                 algorithm=self._watermarker.name, detected=False, confidence=0.0
             )
             print_ = None
+            recovery = self._recover(c2pa_report, reading, print_, sha256, image)
         else:
             if mime is None and image.format:
                 mime = f"image/{image.format.lower()}"
-            reading = self._watermarker.detect(image)
             print_ = self._fingerprint(image)
-        recovery = self._recover(c2pa_report, reading, print_, sha256, image)
+            reading, recovery = self._read_and_recover(c2pa_report, print_, sha256, image)
         notes = list(c2pa_report.warnings)
         if problem is not None:
             notes.append(
@@ -138,6 +148,41 @@ class Verifier:
             summary=_summary(c2pa_report, reading, recovery, problem),
             warnings=notes,
         )
+
+    def _read_and_recover(
+        self, c2pa_report: C2paReport, print_: Fingerprint, sha256: str, image: Image.Image
+    ) -> tuple[WatermarkReading, Recovery]:
+        """Read the configured backend, then the others, until a reading recovers a manifest;
+        then the same again thoroughly (perhaps an edited copy, a crop, that a backend reads
+        by trying harder). A backend can read a confident payload where another's mark is
+        (rivaGan on noise), so one detection does not stop the others.
+
+        Returns the reading that led to the recovery (else the configured backend's, or the
+        first that detected anything) and the recovery."""
+        best: tuple[WatermarkReading, Recovery] | None = None
+        if self._store is None:
+            # Nothing to recover from: the configured backend's quick reading is the report.
+            reading = self._watermarker.detect(image)
+            return reading, self._recover(c2pa_report, reading, print_, sha256, image)
+        for thorough in (False, True):
+            if thorough and not (best is not None and best[0].detected):
+                # No backend sees a mark at all: nothing a thorough reading could build on
+                # (a 20 % crop still reads at a third of an untouched mark's strength).
+                break
+            for watermarker in (self._watermarker, *self._others):
+                reading = watermarker.detect(image, thorough=thorough)
+                recovery = self._recover(c2pa_report, reading, print_, sha256, image)
+                if recovery.found and "watermark" in recovery.evidence:
+                    return reading, recovery
+                if best is None or (
+                    reading.detected and not best[0].detected and not best[1].found
+                ):
+                    best = (reading, recovery)
+            if best is not None and best[1].found:
+                # Found by the manifest or the fingerprint: nothing to look harder for.
+                return best
+        assert best is not None
+        return best
 
     def _decode(self, data: bytes) -> Image.Image:
         """The pixels, refused from the header alone when there are more than ``max_pixels``
@@ -169,11 +214,14 @@ class Verifier:
         candidate: Callable[[ManifestRecord], _Candidate],
         image: Image.Image | None,
         payload: str,
+        algorithm: str,
     ) -> list[_Candidate]:
         """Give watermark evidence to the records that also look like the file; return the
         rest (a watermark alone never names a manifest)."""
         rejected = []
         for record in records:
+            if record.watermark_alg != algorithm:
+                continue  # the same id from another backend is another image's mark
             found = candidate(record)
             found.watermark_bits = (
                 int(record.watermark_payload, 16) ^ int(payload, 16)
@@ -223,15 +271,19 @@ class Verifier:
                 candidate(record).evidence.add("manifest")
         rejected: list[_Candidate] = []
         if reading.detected and reading.payload:
-            # Exact payload first; a learned watermark (rivaGan) can lose a bit or two to a
-            # heavy crop, so then payloads within ``watermark_tolerance`` bits are tried. More
-            # candidates, but each still has to look like the file to count.
+            # Exact payload first; a learned watermark (rivaGan) can lose bits to a heavy
+            # crop, so then the payloads its reading offers (or, from a backend that offers
+            # none, those within ``watermark_tolerance`` bits) are tried. More candidates,
+            # but each still has to look like the file to count.
+            alg = reading.algorithm
             exact = store.by_watermark(reading.payload)
-            rejected = self._corroborate(exact, candidate, image, reading.payload)
-            if self._tolerance > 0 and not any(candidates[r.id].evidence for r in exact):
-                near = store.by_watermarks(_neighbours(reading.payload, self._tolerance))
-                # Near payloads that do not look like the file are just other images.
-                self._corroborate(near, candidate, image, reading.payload)
+            rejected = self._corroborate(exact, candidate, image, reading.payload, alg)
+            if not any(r.id in candidates and candidates[r.id].evidence for r in exact):
+                others = list(reading.candidates) or _neighbours(reading.payload, self._tolerance)
+                if others:
+                    # Near payloads that do not look like the file are just other images.
+                    near = store.by_watermarks(others)
+                    self._corroborate(near, candidate, image, reading.payload, alg)
         flat = print_ is not None and print_.quality < _MIN_PDQ_QUALITY
         if print_ is not None and not flat:
             for record, _distance in store.nearest(print_.hex, self._strict, _NEAREST_LIMIT):

@@ -36,6 +36,13 @@ class WatermarkReading(BaseModel):
         description="strength of the mark: 0 for none, 1 for an untouched mark; the decision "
         "is `detected` (which also needs the payload's checksum to hold)",
     )
+    candidates: tuple[str, ...] = Field(
+        default=(),
+        exclude=True,
+        description="other payloads the reading may stand for, most likely first (a backend "
+        "without a checksum, after errors); recovery tries them when ``payload`` names no "
+        "stored manifest. Not part of the report.",
+    )
 
 
 class Watermarker(Protocol):
@@ -49,7 +56,11 @@ class Watermarker(Protocol):
 
     def embed(self, image: Image.Image, payload: str) -> Image.Image: ...
 
-    def detect(self, image: Image.Image) -> WatermarkReading: ...
+    def detect(self, image: Image.Image, *, thorough: bool = False) -> WatermarkReading:
+        """Read the mark. ``thorough``: the image is suspected to be edited (nothing was
+        recovered from a quick reading), so spend more time, e.g. re-reading a crop at other
+        scales; a backend with nothing more to try reads as usual."""
+        ...
 
 
 def check_payload(payload: str) -> str:

@@ -2,29 +2,42 @@
 
 from __future__ import annotations
 
-from typing import Final, Literal, get_args
+from pathlib import Path
+from typing import Final, Literal
 
 from genseal.errors import ConfigError
 
 from ._dwtdctsvd import DwtDctSvdWatermarker
 from ._rivagan import RivaGanWatermarker
+from ._trustmark import TrustMarkWatermarker
 from ._watermark import Watermarker
 
-__all__ = ["WATERMARK_BACKENDS", "WatermarkBackend", "make_watermarker"]
+__all__ = [
+    "OPTIONAL_WATERMARK_BACKENDS",
+    "WATERMARK_BACKENDS",
+    "WatermarkBackend",
+    "make_watermarker",
+]
 
-WatermarkBackend = Literal["dwtdctsvd", "rivagan"]
-WATERMARK_BACKENDS: Final[tuple[str, ...]] = get_args(WatermarkBackend)
+WatermarkBackend = Literal["dwtdctsvd", "rivagan", "trustmark"]
+#: Backends that run with genseal's own dependencies alone (what tests and benchmarks sweep).
+WATERMARK_BACKENDS: Final[tuple[str, ...]] = ("dwtdctsvd", "rivagan")
+#: Backends that need an extra and model files on disk: ``trustmark`` (GENSEAL_TRUSTMARK_MODELS).
+OPTIONAL_WATERMARK_BACKENDS: Final[tuple[str, ...]] = ("trustmark",)
 
 
-def make_watermarker(name: str) -> Watermarker:
+def make_watermarker(name: str, *, trustmark_models: Path | None = None) -> Watermarker:
     """The watermarker called ``name``; ConfigError for an unknown one.
 
-    Construction is cheap: rivaGan loads its ONNX models on first use.
+    Construction is cheap: rivaGan loads its ONNX models on first use, and so does TrustMark
+    (from ``trustmark_models``, the GENSEAL_TRUSTMARK_MODELS setting; a WatermarkError then
+    says what is missing).
     """
     if name == "dwtdctsvd":
         return DwtDctSvdWatermarker()
     if name == "rivagan":
         return RivaGanWatermarker()
-    raise ConfigError(
-        f"unknown watermark backend {name!r}; choose one of {', '.join(WATERMARK_BACKENDS)}"
-    )
+    if name == "trustmark":
+        return TrustMarkWatermarker(trustmark_models)
+    known = (*WATERMARK_BACKENDS, *OPTIONAL_WATERMARK_BACKENDS)
+    raise ConfigError(f"unknown watermark backend {name!r}; choose one of {', '.join(known)}")

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from gen import GenerationRequest, SealedGenerationService, Settings
-from genseal.errors import SigningError
-from provenance import SealClaim, SignedAsset
+from genseal.errors import SigningError, WatermarkError
+from provenance import SealClaim, SignedAsset, WatermarkReading
 from safety import OpenNsfwCheck, Screener, TermListCheck
 from tests._tsa import LocalTsa
 
@@ -97,10 +99,6 @@ def test_the_prompt_is_never_written_into_the_manifest(service: SealedGeneration
 
 
 def test_rivagan_sealed_image_is_recovered_after_a_crop(tmp_path: Path) -> None:
-    import io
-
-    from PIL import Image
-
     from tests._media import photo
 
     service = SealedGenerationService(Settings(home=tmp_path / "home", watermark="rivagan"))
@@ -115,3 +113,49 @@ def test_rivagan_sealed_image_is_recovered_after_a_crop(tmp_path: Path) -> None:
     assert recovery.manifest_id == sealed.manifest_id
     assert "watermark" in recovery.evidence
     assert {"fingerprint", "crop_fingerprint"} & set(recovery.evidence)
+
+
+def test_a_picture_rivagan_cannot_mark_is_sealed_with_the_fallback(
+    service: SealedGenerationService,
+) -> None:
+    # The tiny model draws noise, which rivaGan reads as a confident payload of its own.
+    assert service.sealer.watermarker.name == "rivagan"
+    sealed = service.generate(FOX).images[0]
+    algorithm, payload = sealed.watermark.split(":")
+    assert algorithm == "dwtdctsvd"
+    record = service.store.get(sealed.manifest_id)
+    assert record is not None and record.watermark_alg == "dwtdctsvd"
+    assert record.watermark_payload == payload
+    manifest = service.verifier().verify(sealed.data).c2pa
+    assert manifest.soft_binding is not None
+    assert manifest.soft_binding["alg"] == "org.genseal.dwtdctsvd.1"
+    # Stripped: the verifier reads every backend, so the fallback's mark is found.
+    buffer = io.BytesIO()
+    Image.open(io.BytesIO(sealed.data)).save(buffer, format="PNG")
+    report = service.verifier().verify(buffer.getvalue())
+    assert report.watermark.algorithm == "dwtdctsvd" and report.watermark.payload == payload
+    assert report.recovery.manifest_id == sealed.manifest_id
+    assert report.recovery.evidence == ["watermark", "fingerprint"]
+
+
+class _UnreadableMark:
+    """A backend whose mark never reads back (as rivaGan on noise)."""
+
+    name = "unreadable"
+    version = "1"
+
+    def embed(self, image: Image.Image, payload: str) -> Image.Image:
+        return image.copy()
+
+    def detect(self, image: Image.Image, *, thorough: bool = False) -> WatermarkReading:
+        return WatermarkReading(algorithm=self.name, detected=False, confidence=0.0)
+
+
+def test_an_image_no_backend_can_mark_is_not_released(service: SealedGenerationService) -> None:
+    service.sealer.watermarker = _UnreadableMark()
+    service.sealer.fallbacks = [_UnreadableMark()]
+    with pytest.raises(WatermarkError, match="reads its own mark back"):
+        service.generate(FOX)
+    [entry] = service.store.audit_entries()
+    assert entry.event == "error" and entry.decision["error"] == "watermark_failed"
+    assert entry.manifest_id is None

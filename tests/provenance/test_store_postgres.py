@@ -12,9 +12,11 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import text
 
 from provenance import ManifestStore
 from tests.provenance.test_store import BASE, _flip, _record
+from tests.provenance.test_store_index import _brute, _neighbourhood
 
 pytestmark = pytest.mark.services
 
@@ -54,6 +56,52 @@ def test_records_and_nearest(pg_url: str) -> None:
         assert [(r.id, d) for r, d in store.nearest(BASE, 32)] == [("gs_1", 0), ("gs_2", 12)]
     finally:
         store.close()
+
+
+def test_indexed_nearest_equals_brute_force(pg_url: str) -> None:
+    # The PostgreSQL statement form (= ANY(CAST(:v AS INTEGER[])) per band) is its own path.
+    base, prints = _neighbourhood(6)
+    store = ManifestStore(pg_url)
+    try:
+        store.add_many([_record(k, v) for k, v in prints.items()])
+        for max_distance in (0, 8, 16, 31, 32, 40, 51, 52, 64):
+            got = store.nearest(base, max_distance, limit=1000)
+            assert [(d, r.id) for r, d in got] == _brute(base, prints, max_distance)
+        with store._transaction("analyse") as session:
+            session.execute(text("ANALYZE genseal_fingerprint_index"))
+            assert ManifestStore._rows_estimate(session) == len(prints)
+    finally:
+        store.close()
+
+
+def test_the_previous_band_table_is_migrated(pg_url: str) -> None:
+    with psycopg.connect(pg_url.replace("+psycopg", ""), autocommit=True) as connection:
+        store = ManifestStore(pg_url)
+        store.add(_record("gs_1", BASE))
+        store.close()
+        # Roll the database back to what the previous release left: its band table and
+        # mark, and no fingerprint index yet.
+        connection.execute("DROP TABLE genseal_fingerprint_index")
+        connection.execute("DELETE FROM genseal_schema")
+        connection.execute(
+            "CREATE TABLE genseal_fingerprint_bands (band INTEGER NOT NULL, value INTEGER "
+            "NOT NULL, manifest_id VARCHAR(64) NOT NULL, PRIMARY KEY (band, value, manifest_id))"
+        )
+        connection.execute("INSERT INTO genseal_schema VALUES ('fingerprint_bands', 1)")
+        reopened = ManifestStore(pg_url)
+        try:
+            assert [(r.id, d) for r, d in reopened.nearest(_flip(BASE, 5), 31)] == [("gs_1", 5)]
+        finally:
+            reopened.close()
+        tables = {
+            row[0]
+            for row in connection.execute(
+                "SELECT tablename FROM pg_tables WHERE tablename LIKE 'genseal%'"
+            )
+        }
+        assert "genseal_fingerprint_bands" not in tables
+        marks = set(connection.execute("SELECT component, version FROM genseal_schema"))
+        assert marks == {("fingerprint_index", 1)}
 
 
 def test_audit_chain_under_concurrency_and_tampering(pg_url: str) -> None:
