@@ -540,7 +540,12 @@ def create_app(
         summary="Provenance report of an image: C2PA, watermark, recovered manifest",
         description="No API key needed; rate-limited per client address. With `manifest` (a "
         "`.c2pa` sidecar, as `GET /v1/manifests/{id}` serves it) the file is validated against "
-        "that manifest store instead of any embedded one; `c2pa.source` says which was used.",
+        "that manifest store instead of any embedded one; `c2pa.source` says which was used. "
+        "When the manifest is gone (stripped, re-encoded, resized, cropped), `recovery` names "
+        "the sealed manifest found by watermark and perceptual fingerprint together: every "
+        "watermark backend is read, a crop is re-read at the scales it may have been cut to, "
+        "and a watermark id is never enough on its own (`recovery.evidence` lists what "
+        "matched, `pixels_altered` whether the pixels changed since signing).",
     )
     async def verify(
         request: Request,

@@ -247,6 +247,11 @@ def verify(
     table follows the reports, and --json prints an array in the order given (one object for
     a single file). Unreadable files (empty, garbage, truncated) still get a report.
 
+    A copy whose manifest was stripped (re-saved, re-encoded, resized, cropped, screenshotted)
+    is traced back to its sealed manifest by watermark and perceptual fingerprint together:
+    every watermark backend is read, crops are re-read at the scales they may have been cut
+    to, and a watermark id alone never names a manifest.
+
     Exit codes: 0 every file is trusted; 3 some file is not (valid but untrusted signer,
     invalid, absent or unreadable); 2 usage error (no such file, bad --trust file, --manifest
     with several files, a folder with no images); 1 internal error.

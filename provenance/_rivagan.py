@@ -86,12 +86,9 @@ _POOLED: Final = 3
 # 20 % crop the right one ranked at worst ~3,100th among the scikit-image photos.
 _CANDIDATES: Final = 4096
 _FEW_CANDIDATES: Final = 1024
-# Convolution stride of the decoder's 32→32 layers, and of the encoder's attention layer,
-# which also sees the frame average-pooled by _ATTENTION_POOL.
+# Convolution stride of the decoder's 32→32 layers and of the encoder's attention layer.
 _DECODER_STRIDE: Final = 2
 _ATTENTION_STRIDE: Final = 2
-_ATTENTION_POOL: Final = 1
-_STRIDE: Final = _DECODER_STRIDE
 _SEED_MASK: Final = 0x21FA_6A11
 
 
@@ -192,7 +189,8 @@ class RivaGanWatermarker:
 
     def _logits(self, image: Image.Image, scale: float) -> npt.NDArray[np.float32]:
         _, decoder = _sessions(self._models())
-        side = max(_STRIDE * 8, round(self._size * scale / _STRIDE) * _STRIDE)
+        step = _DECODER_STRIDE
+        side = max(step * 8, round(self._size * scale / step) * step)
         out = decoder.run(None, {"frame": _to_frame(_working(image, side))})
         return np.asarray(out[0][0], dtype=np.float32)
 
@@ -272,26 +270,14 @@ def _model(path: Path) -> bytes | str:
             decoder or node.input[1].startswith("_attention.")
         )
         step = (_DECODER_STRIDE if decoder else _ATTENTION_STRIDE) if strided else 1
-        pooled = not decoder and node.input[1] == "_attention.0.weight" and _ATTENTION_POOL > 1
         name2d = f"{node.input[1]}__2d"
         if name2d not in weights:
             weights[name2d] = numpy_helper.from_array(weight, name2d)
             graph.initializer.append(weights[name2d])
         squeezed, conv = f"{node.output[0]}__in2d", f"{node.output[0]}__out2d"
         # The graphs are opset < 13: Squeeze/Unsqueeze take ``axes`` as an attribute.
-        nodes.append(helper.make_node("Squeeze", [node.input[0]], [squeezed], axes=[2]))
-        if pooled:
-            nodes.append(
-                helper.make_node(
-                    "AveragePool",
-                    [squeezed],
-                    [f"{squeezed}__pooled"],
-                    kernel_shape=[_ATTENTION_POOL, _ATTENTION_POOL],
-                    strides=[_ATTENTION_POOL, _ATTENTION_POOL],
-                )
-            )
-            squeezed = f"{squeezed}__pooled"
         nodes += [
+            helper.make_node("Squeeze", [node.input[0]], [squeezed], axes=[2]),
             helper.make_node(
                 "Conv",
                 [squeezed, name2d, *node.input[2:]],
@@ -317,7 +303,7 @@ def _upsample_attention(nodes: list[Any], graph: Any) -> list[Any]:
     from onnx import helper, numpy_helper
 
     scales = "genseal_attention_scales"
-    factor = _ATTENTION_STRIDE * _ATTENTION_POOL
+    factor = _ATTENTION_STRIDE
     graph.initializer.append(
         numpy_helper.from_array(np.array([1, 1, factor, factor], np.float32), scales)
     )
