@@ -232,8 +232,8 @@ def run_backend(
             detect_ms.setdefault(size, []).append((time.perf_counter() - start) * 1000)
             used = watermarker
             for fallback in fallbacks:
-                if reading.payload == payload:
-                    break
+                if reading.detected and payload in (reading.payload, *reading.candidates):
+                    break  # read back as the sealer reads back (gen/_sealer.py)
                 marked, used, fell_back = fallback.embed(image, payload), fallback, fell_back + 1
                 reading = fallback.detect(marked)
             kind = "generated" if carrier_name.startswith("tiny-") else "photo"

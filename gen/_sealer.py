@@ -5,9 +5,10 @@ turns any failure into a recorded ``error`` with nothing released.
 
 Every mark is read back before it is signed: a learned watermark (rivaGan) does not take on
 every picture (pure noise, as the embedded ``tiny`` model draws, reads as a confident payload
-of its own), so when the configured backend cannot read its own mark the next backend is
-used, and the manifest, the store and the response name the one that holds. An image no
-backend can mark readably is not released (WatermarkError).
+of its own), so when the configured backend cannot read its own mark (not even among the
+likely payloads its reading lists) the next backend is used, and the manifest, the store and
+the response name the one that holds. An image no backend can mark readably is not released
+(WatermarkError).
 """
 
 from __future__ import annotations
@@ -80,11 +81,14 @@ class Sealer:
         self.store = store
 
     def watermark(self, image: Image.Image, payload: str) -> tuple[Image.Image, Watermarker]:
-        """The marked image and the backend whose mark reads back exactly."""
+        """The marked image and the first backend whose mark reads back."""
         for watermarker in (self.watermarker, *self.fallbacks):
             marked = watermarker.embed(image, payload)
             reading = watermarker.detect(marked)
-            if reading.detected and reading.payload == payload:
+            # Read back as the verifier reads: the payload or, for a backend without a
+            # checksum, one of the likely payloads the reading lists (a weak mark on a strongly
+            # coloured picture may lose a bit yet still lead recovery to its manifest).
+            if reading.detected and payload in (reading.payload, *reading.candidates):
                 return marked, watermarker
             log.warning(
                 "watermark_unreadable",
