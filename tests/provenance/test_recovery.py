@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 
 import numpy as np
@@ -251,3 +252,23 @@ def test_watermark_neighbours_enumerate_the_hamming_ball() -> None:
     near = _neighbours("00000000", 2)
     assert len(near) == 32 + 32 * 31 // 2 and len(set(near)) == len(near)
     assert "00000001" in near and "80000001" in near and "00000000" not in near
+
+
+def test_rivagan_list_decoding_enumerates_flips_by_the_confidence_they_override() -> None:
+    from provenance._rivagan import _ordered_payloads
+
+    logits = np.random.default_rng(4).normal(0.0, 6.0, 32).astype(np.float32)
+    payloads = _ordered_payloads(logits, 2048)
+    assert len(payloads) == len(set(payloads)) == 2048
+    first = int(payloads[0], 16)
+    weights = np.abs(logits)
+
+    def cost(payload: str) -> float:
+        flipped = first ^ int(payload, 16)
+        return float(sum(weights[31 - k] for k in range(32) if flipped >> k & 1))
+
+    costs = [cost(p) for p in payloads]
+    assert all(a <= b + 1e-4 for a, b in itertools.pairwise(costs))
+    # Nothing cheaper was skipped: every single flip below the last cost is listed.
+    singles = {f"{first ^ (1 << k):08x}" for k in range(32) if weights[31 - k] < costs[-1]}
+    assert singles <= set(payloads)
