@@ -1,0 +1,65 @@
+"""The int8 rivaGan decoder reads the same bits as the float one, and never breaks loading."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from PIL import Image
+
+from provenance import RivaGanWatermarker
+from provenance._rivagan import _model, _sessions, _to_frame, _working, rivagan_model_dir
+from provenance._rivagan_int8 import quantize_decoder
+
+
+def _float_decoder() -> Any:
+    return ort.InferenceSession(
+        _model(rivagan_model_dir() / "rivagan_decoder.onnx"),
+        providers=["CPUExecutionProvider"],
+    )
+
+
+def test_the_copy_runs_its_convolutions_on_quantised_tensors() -> None:
+    import onnx
+
+    encoder, decoder = _sessions(rivagan_model_dir())
+    source = _model(rivagan_model_dir() / "rivagan_decoder.onnx")
+    assert isinstance(source, bytes)
+    model = quantize_decoder(source, encoder, 224)
+    assert model is not None
+    graph = onnx.load_from_string(model).graph
+    ops = [node.op_type for node in graph.node]
+    assert ops.count("Conv") == 4 and "QuantizeLinear" in ops and "DequantizeLinear" in ops
+    # Every convolution's weights reach it through a DequantizeLinear: int8 on disk.
+    produced_by = {output: node.op_type for node in graph.node for output in node.output}
+    assert all(
+        produced_by.get(n.input[1]) == "DequantizeLinear" for n in graph.node if n.op_type == "Conv"
+    )
+    assert decoder.get_inputs()[0].name == "frame"
+
+
+@pytest.mark.parametrize("quality", [None, 75])
+def test_int8_and_float_decoders_read_the_same_bits(
+    photos: dict[str, Image.Image], quality: int | None
+) -> None:
+    watermarker = RivaGanWatermarker()
+    _, int8 = _sessions(rivagan_model_dir())
+    exact = _float_decoder()
+    for name, payload in (("astronaut", "c0ffee42"), ("coffee", "0badcafe")):
+        marked = watermarker.embed(photos[name], payload)
+        if quality is not None:
+            buffer = io.BytesIO()
+            marked.save(buffer, format="JPEG", quality=quality)
+            marked = Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+        frame = {"frame": _to_frame(_working(marked, 224))}
+        quick, reference = int8.run(None, frame)[0][0], exact.run(None, frame)[0][0]
+        assert np.array_equal(quick > 0, reference > 0)
+        assert np.mean(np.abs(quick)) == pytest.approx(np.mean(np.abs(reference)), rel=0.15)
+
+
+def test_a_model_the_quantiser_cannot_read_leaves_the_float_decoder() -> None:
+    encoder, _ = _sessions(rivagan_model_dir())
+    assert quantize_decoder(b"not an onnx model", encoder, 224) is None
