@@ -364,6 +364,12 @@ def run(
         summary[result["backend"]] = {
             "min_recovery_single": min(rates[a]["recovery_rate"] for a in single),
             "min_recovery_combined": min(rates[a]["recovery_rate"] for a in COMBINED),
+            "min_recovery_single_photos": min(
+                rates[a]["recovery_rate_photos"] or 0.0 for a in single
+            ),
+            "min_recovery_combined_photos": min(
+                rates[a]["recovery_rate_photos"] or 0.0 for a in COMBINED
+            ),
             "false_recoveries": result["false_recoveries"],
             "wrong_recoveries": sum(rates[a]["wrong_recoveries"] for a in rates),
         }
