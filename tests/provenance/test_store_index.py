@@ -167,6 +167,21 @@ def test_fingerprints_of_another_length_are_found_by_scan(store: ManifestStore) 
     assert store.nearest("not hex", 4) == []
 
 
+def _old_row(old: ManifestRecord, crop: bytes | None = None) -> tuple[object, ...]:
+    """A manifests row as an earlier release wrote it (with its crop-print column if given)."""
+    head = (
+        old.id,
+        old.manifest_label,
+        old.manifest_store,
+        old.watermark_alg,
+        old.watermark_payload,
+        old.fingerprint_alg,
+        old.fingerprint_hex,
+    )
+    tail = (old.mime, old.sha256, "2026-01-01 00:00:00.000000", old.tenant)
+    return (*head, *(() if crop is None else (crop,)), *tail, old.model_id, old.decision)
+
+
 def test_a_store_from_before_the_index_is_migrated_on_open(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     old = _record("gs_old", "5a" * 32)
@@ -181,22 +196,7 @@ def test_a_store_from_before_the_index_is_migrated_on_open(tmp_path: Path) -> No
         "tenant VARCHAR(128), model_id VARCHAR(512) NOT NULL, decision VARCHAR(64) NOT NULL)"
     )
     connection.execute(
-        "INSERT INTO genseal_manifests VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        (
-            old.id,
-            old.manifest_label,
-            old.manifest_store,
-            old.watermark_alg,
-            old.watermark_payload,
-            old.fingerprint_alg,
-            old.fingerprint_hex,
-            old.mime,
-            old.sha256,
-            "2026-01-01 00:00:00.000000",
-            old.tenant,
-            old.model_id,
-            old.decision,
-        ),
+        "INSERT INTO genseal_manifests VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", _old_row(old)
     )
     connection.commit()
     connection.close()
@@ -250,22 +250,7 @@ def test_a_store_with_the_previous_band_table_is_migrated_on_open(tmp_path: Path
         old = _record(record_id, fingerprint_hex)
         connection.execute(
             "INSERT INTO genseal_manifests VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (
-                old.id,
-                old.manifest_label,
-                old.manifest_store,
-                old.watermark_alg,
-                old.watermark_payload,
-                old.fingerprint_alg,
-                old.fingerprint_hex,
-                b"crop",
-                old.mime,
-                old.sha256,
-                "2026-01-01 00:00:00.000000",
-                old.tenant,
-                old.model_id,
-                old.decision,
-            ),
+            _old_row(old, crop=b"crop"),
         )
         connection.executemany(
             "INSERT INTO genseal_fingerprint_bands VALUES (?,?,?)",
