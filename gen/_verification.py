@@ -41,7 +41,11 @@ __all__ = [
 def configured_watermarker(settings: Settings, name: str | None = None) -> Watermarker:
     """The watermark backend ``name`` (default: the ``watermark`` setting), built with the
     settings it needs."""
-    return make_watermarker(name or settings.watermark, trustmark_models=settings.trustmark_models)
+    return make_watermarker(
+        name or settings.watermark,
+        trustmark_models=settings.trustmark_models,
+        cache_dir=settings.home / "cache",
+    )
 
 
 def other_watermarkers(settings: Settings) -> list[Watermarker]:

@@ -58,6 +58,7 @@ import functools
 import heapq
 import importlib.util
 import os
+import threading
 from pathlib import Path
 from typing import Any, Final
 
@@ -100,13 +101,22 @@ class RivaGanWatermarker:
     name: str = "rivagan"
     version: str = "1"
 
-    def __init__(self, working_size: int = 224, model_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        working_size: int = 224,
+        model_dir: Path | None = None,
+        *,
+        cache_dir: Path | None = None,
+    ) -> None:
+        """``cache_dir``: where the int8 decoder made on first use is kept for the next
+        process (see ``_rivagan_int8``); None makes it anew in every process."""
         if working_size < 64 or working_size % 16:
             raise WatermarkError(
                 f"the rivaGan working size must be a multiple of 16, >= 64; got {working_size}"
             )
         self._size = working_size
         self._model_dir = model_dir
+        self._cache_dir = cache_dir
 
     def embed(self, image: Image.Image, payload: str) -> Image.Image:
         """Return a marked copy (RGB, or RGBA with the alpha channel untouched)."""
@@ -118,7 +128,7 @@ class RivaGanWatermarker:
                 f"the image is {width}x{height}; rivaGan needs at least {_MIN_SIDE}x{_MIN_SIDE}"
             )
         small = _working(rgb_image, self._size)
-        encoder, _ = _sessions(self._models())
+        encoder, _ = _sessions(self._models(), self._cache_dir)
         word = bits ^ _mask()
         marked = encoder.run(
             None, {"frame": _to_frame(small), "data": word.astype(np.float32)[None, :]}
@@ -190,7 +200,7 @@ class RivaGanWatermarker:
         return self._logits(image.convert("RGB"), 1.0)
 
     def _logits(self, image: Image.Image, scale: float) -> npt.NDArray[np.float32]:
-        _, decoder = _sessions(self._models())
+        _, decoder = _sessions(self._models(), self._cache_dir)
         step = _DECODER_STRIDE
         side = max(step * 8, round(self._size * scale / step) * step)
         out = decoder.run(None, {"frame": _to_frame(_working(image, side))})
@@ -212,8 +222,20 @@ def rivagan_model_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-@functools.cache
-def _sessions(model_dir: Path) -> tuple[Any, Any]:
+_LOADED: dict[Path, tuple[Any, Any]] = {}
+_LOADING = threading.Lock()
+
+
+def _sessions(model_dir: Path, cache_dir: Path | None = None) -> tuple[Any, Any]:
+    """The encoder and decoder sessions, made once per process and model directory (the
+    first caller's ``cache_dir`` supplies the int8 decoder)."""
+    with _LOADING:
+        if model_dir not in _LOADED:
+            _LOADED[model_dir] = _load(model_dir, cache_dir)
+        return _LOADED[model_dir]
+
+
+def _load(model_dir: Path, cache_dir: Path | None) -> tuple[Any, Any]:
     try:
         import onnxruntime as ort
     except ImportError as exc:
@@ -230,7 +252,7 @@ def _sessions(model_dir: Path) -> tuple[Any, Any]:
         )
         decoder_model = _model(model_dir / "rivagan_decoder.onnx")
         if isinstance(decoder_model, bytes) and "CUDAExecutionProvider" not in providers:
-            decoder_model = quantize_decoder(decoder_model, encoder, 224) or decoder_model
+            decoder_model = quantize_decoder(decoder_model, encoder, cache_dir) or decoder_model
         decoder = ort.InferenceSession(decoder_model, options, providers=providers)
     except Exception as exc:  # onnxruntime raises its own untyped errors
         raise WatermarkError(f"cannot load the rivaGan models from {model_dir}: {exc}") from exc

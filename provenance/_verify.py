@@ -164,6 +164,7 @@ class Verifier:
             # Nothing to recover from: the configured backend's quick reading is the report.
             reading = self._watermarker.detect(image)
             return reading, self._recover(c2pa_report, reading, print_, sha256, image)
+        neighbours = self._neighbours(print_)
         for thorough in (False, True):
             if thorough and not (best is not None and best[0].detected):
                 # No backend sees a mark at all: nothing a thorough reading could build on
@@ -171,7 +172,7 @@ class Verifier:
                 break
             for watermarker in (self._watermarker, *self._others):
                 reading = watermarker.detect(image, thorough=thorough)
-                recovery = self._recover(c2pa_report, reading, print_, sha256, image)
+                recovery = self._recover(c2pa_report, reading, print_, sha256, image, neighbours)
                 if recovery.found and "watermark" in recovery.evidence:
                     return reading, recovery
                 if best is None or (
@@ -183,6 +184,13 @@ class Verifier:
                 return best
         assert best is not None
         return best
+
+    def _neighbours(self, print_: Fingerprint | None) -> list[ManifestRecord]:
+        """Stored records within the strict fingerprint distance, nearest first; none for an
+        image too flat for PDQ to mean something."""
+        if self._store is None or print_ is None or print_.quality < _MIN_PDQ_QUALITY:
+            return []
+        return [r for r, _ in self._store.nearest(print_.hex, self._strict, _NEAREST_LIMIT)]
 
     def _decode(self, data: bytes) -> Image.Image:
         """The pixels, refused from the header alone when there are more than ``max_pixels``
@@ -248,7 +256,10 @@ class Verifier:
         print_: Fingerprint | None,
         sha256: str,
         image: Image.Image | None,
+        neighbours: list[ManifestRecord] | None = None,
     ) -> Recovery:
+        """``neighbours``: the records whose fingerprint is within the strict distance, when
+        the caller already looked them up (they do not depend on the reading)."""
         decoded = image is not None
         store = self._store
         if store is None:
@@ -285,9 +296,8 @@ class Verifier:
                     near = store.by_watermarks(others)
                     self._corroborate(near, candidate, image, reading.payload, alg)
         flat = print_ is not None and print_.quality < _MIN_PDQ_QUALITY
-        if print_ is not None and not flat:
-            for record, _distance in store.nearest(print_.hex, self._strict, _NEAREST_LIMIT):
-                candidate(record)
+        for record in self._neighbours(print_) if neighbours is None else neighbours:
+            candidate(record)
         for found in candidates.values():
             # Strict fingerprint agreement counts as evidence on its own, except for flat
             # images, where PDQ says little.

@@ -26,17 +26,19 @@ WATERMARK_BACKENDS: Final[tuple[str, ...]] = ("dwtdctsvd", "rivagan")
 OPTIONAL_WATERMARK_BACKENDS: Final[tuple[str, ...]] = ("trustmark",)
 
 
-def make_watermarker(name: str, *, trustmark_models: Path | None = None) -> Watermarker:
+def make_watermarker(
+    name: str, *, trustmark_models: Path | None = None, cache_dir: Path | None = None
+) -> Watermarker:
     """The watermarker called ``name``; ConfigError for an unknown one.
 
-    Construction is cheap: rivaGan loads its ONNX models on first use, and so does TrustMark
-    (from ``trustmark_models``, the GENSEAL_TRUSTMARK_MODELS setting; a WatermarkError then
-    says what is missing).
+    Construction is cheap: rivaGan loads its ONNX models on first use (keeping the int8
+    decoder it derives in ``cache_dir``), and so does TrustMark (from ``trustmark_models``,
+    the GENSEAL_TRUSTMARK_MODELS setting; a WatermarkError then says what is missing).
     """
     if name == "dwtdctsvd":
         return DwtDctSvdWatermarker()
     if name == "rivagan":
-        return RivaGanWatermarker()
+        return RivaGanWatermarker(cache_dir=cache_dir)
     if name == "trustmark":
         return TrustMarkWatermarker(trustmark_models)
     known = (*WATERMARK_BACKENDS, *OPTIONAL_WATERMARK_BACKENDS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -272,3 +273,27 @@ def test_rivagan_list_decoding_enumerates_flips_by_the_confidence_they_override(
     # Nothing cheaper was skipped: every single flip below the last cost is listed.
     singles = {f"{first ^ (1 << k):08x}" for k in range(32) if weights[31 - k] < costs[-1]}
     assert singles <= set(payloads)
+
+
+def test_a_verify_searches_the_fingerprints_once_however_many_readings_it_tries(
+    seal: SealFn,
+    store: ManifestStore,
+    identity: SigningIdentity,
+    rivagan: RivaGanWatermarker,
+    photos: dict[str, Image.Image],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seal(photos["chelsea"], "0badcafe")
+    searches: list[str] = []
+    nearest = store.nearest
+
+    def counted(fingerprint_hex: str, max_distance: int, limit: int = 5) -> list[Any]:
+        searches.append(fingerprint_hex)
+        return nearest(fingerprint_hex, max_distance, limit)
+
+    monkeypatch.setattr(store, "nearest", counted)
+    verifier = Verifier(store, identity.root_cert_pem, rivagan, also_read=[DwtDctSvdWatermarker()])
+    # Never sealed, a busy texture: both backends read quickly, then thoroughly.
+    report = verifier.verify(encode(photo_image("grass")))
+    assert not report.recovery.found
+    assert len(searches) == 1

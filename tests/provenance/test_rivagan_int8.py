@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,7 @@ def test_the_copy_runs_its_convolutions_on_quantised_tensors() -> None:
     encoder, decoder = _sessions(rivagan_model_dir())
     source = _model(rivagan_model_dir() / "rivagan_decoder.onnx")
     assert isinstance(source, bytes)
-    model = quantize_decoder(source, encoder, 224)
+    model = quantize_decoder(source, encoder)
     assert model is not None
     graph = onnx.load_from_string(model).graph
     ops = [node.op_type for node in graph.node]
@@ -62,4 +63,35 @@ def test_int8_and_float_decoders_read_the_same_bits(
 
 def test_a_model_the_quantiser_cannot_read_leaves_the_float_decoder() -> None:
     encoder, _ = _sessions(rivagan_model_dir())
-    assert quantize_decoder(b"not an onnx model", encoder, 224) is None
+    assert quantize_decoder(b"not an onnx model", encoder) is None
+
+
+def test_the_copy_is_kept_in_the_cache_and_reused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import provenance._rivagan_int8 as int8
+
+    encoder, _ = _sessions(rivagan_model_dir())
+    source = _model(rivagan_model_dir() / "rivagan_decoder.onnx")
+    assert isinstance(source, bytes)
+    made = quantize_decoder(source, encoder, tmp_path)
+    [cached] = tmp_path.glob("rivagan-decoder-int8-*.onnx")
+    assert made is not None and cached.read_bytes() == made
+
+    def no_rebuild(*_: object) -> bytes:
+        raise AssertionError("the cached copy should have been used")
+
+    monkeypatch.setattr(int8, "_quantize", no_rebuild)
+    assert quantize_decoder(source, encoder, tmp_path) == made
+    # Another float model (another release) does not pick up this copy.
+    with pytest.raises(AssertionError, match="cached copy"):
+        quantize_decoder(source + b" ", encoder, tmp_path)
+
+
+def test_an_unwritable_cache_only_costs_the_rebuild(tmp_path: Path) -> None:
+    encoder, _ = _sessions(rivagan_model_dir())
+    source = _model(rivagan_model_dir() / "rivagan_decoder.onnx")
+    assert isinstance(source, bytes)
+    blocked = tmp_path / "file"
+    blocked.write_bytes(b"")  # a file where the cache directory should be
+    assert quantize_decoder(source, encoder, blocked / "cache") is not None
