@@ -18,6 +18,7 @@ import genseal
 from api._cli_admin import audit_app, tenants_app
 from api._cli_faces import faces_app
 from api._cli_policy import policy_app
+from api._cli_probe import probe_app
 from api._cli_review import review_app
 from api._cli_support import (
     EXIT_BLOCKED,
@@ -61,6 +62,7 @@ app.add_typer(review_app, name="review")
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(audit_app, name="audit")
 app.add_typer(faces_app, name="faces")
+app.add_typer(probe_app, name="probe")
 
 
 def _version(value: bool) -> None:
@@ -379,8 +381,9 @@ def bench(
     name: Annotated[
         str,
         typer.Argument(
-            help="seal, checks, watermark, verify, sign, generate, robustness, store, faces or "
-            "load (for load, --runs is the duration in seconds)."
+            help="seal, checks, watermark, verify, sign, generate, robustness, store, faces, "
+            "bias (the probe's attribute estimators) or load (for load, --runs is the duration "
+            "in seconds)."
         ),
     ],
     runs: Annotated[int, typer.Option(min=1, help="Measured runs.")] = 20,

@@ -30,6 +30,7 @@ BENCHMARKS: dict[str, Callable[[int], dict[str, Any]]] = {
         "load",
         "prompts",
         "faces",
+        "bias",
     )
 }
 

@@ -1,5 +1,21 @@
 """Screening: safety checks over prompts and images, and the policy that decides on them."""
 
+from ._bias_attributes import (
+    ATTRIBUTES,
+    ITA_THRESHOLDS,
+    AttributeEstimator,
+    FaceAttributes,
+    ImageAttributes,
+    SkinTone,
+)
+from ._bias_metrics import (
+    AttributeMetrics,
+    PromptMetrics,
+    attribute_metrics,
+    compare_metrics,
+    prompt_metrics,
+)
+from ._bias_prompts import ProbePrompt, PromptSet, builtin_prompt_sets, load_prompt_set
 from ._checks import ImageCheck, PromptCheck, ReferenceImageCheck
 from ._clip_concepts import ClipConceptCheck
 from ._face_checks import LikenessCheck, MinorsFaceCheck, ProtectedIdentityCheck, RealPersonCheck
@@ -21,7 +37,11 @@ from ._prompt_terms import TermListCheck
 from ._screener import Screener
 
 __all__ = [
+    "ATTRIBUTES",
+    "ITA_THRESHOLDS",
     "Action",
+    "AttributeEstimator",
+    "AttributeMetrics",
     "CaseResult",
     "Category",
     "CheckState",
@@ -33,9 +53,11 @@ __all__ = [
     "Face",
     "FaceAnalysis",
     "FaceAnalyzer",
+    "FaceAttributes",
     "FaceRegistry",
     "Finding",
     "IdentityMatch",
+    "ImageAttributes",
     "ImageCheck",
     "LikenessCheck",
     "MinorsFaceCheck",
@@ -46,7 +68,10 @@ __all__ = [
     "PolicyProblem",
     "PolicyReloader",
     "PolicySet",
+    "ProbePrompt",
     "PromptCheck",
+    "PromptMetrics",
+    "PromptSet",
     "ProtectedIdentityCheck",
     "RealPersonCheck",
     "ReferenceImageCheck",
@@ -58,14 +83,20 @@ __all__ = [
     "SemanticPromptCheck",
     "Severity",
     "ShadowOutcome",
+    "SkinTone",
     "Stage",
     "TermListCheck",
+    "attribute_metrics",
+    "builtin_prompt_sets",
+    "compare_metrics",
     "default_policy_path",
     "descriptor_distance",
     "explain",
     "face_analyzer",
     "lint_policy",
+    "load_prompt_set",
     "policy_json_schema",
+    "prompt_metrics",
     "replay_decisions",
     "run_policy_tests",
 ]

@@ -23,7 +23,8 @@ probability. A safety check needs the spread (the estimator errs by years), so i
 networks run here, on the chips the package would cut (same shape predictor file, same
 `get_face_chip_details` padding and sizes, same session options): the rounded expected age
 equals what `AgeAndGender.predict` reports (tested), and the 81-class distribution gives a
-10th-90th percentile range and the probability of an age under 18.
+10th-90th percentile range and the probability of an age under 18; `AgeEstimate` keeps
+the distribution itself for callers that need other bands (the bias probes' age bands).
 
 Models load once per process (`face_analyzer()` shares one analyzer) under a lock; a load that
 fails raises `CheckError` naming the package to install and is retried on the next call.
@@ -99,6 +100,22 @@ class AgeEstimate:
     high: float  # 90th percentile
     std: float
     p_under_18: float
+    # The model's distribution over its age classes (probabilities, and the age of each class),
+    # for callers that need more than the summary, e.g. the probability of an age band.
+    distribution: tuple[float, ...] = field(default=(), repr=False, compare=False)
+    class_ages: tuple[float, ...] = field(default=(), repr=False, compare=False)
+
+    def probability_between(self, low: float, high: float) -> float | None:
+        """P(low <= age < high) under the model's distribution; None when it was not kept."""
+        if not self.distribution:
+            return None
+        return float(
+            sum(
+                p
+                for p, age in zip(self.distribution, self.class_ages, strict=True)
+                if low <= age < high
+            )
+        )
 
 
 @dataclass(frozen=True)
@@ -516,6 +533,7 @@ def _age_gender(
     age_probs = _run(models, models.age, work, shapes)
     gender_probs = _run(models, models.gender, work, shapes)
     weights = models.age_weights
+    class_ages = tuple(weights.tolist())
     ages = []
     for row in age_probs.astype(np.float64):
         row = row / row.sum()
@@ -528,6 +546,8 @@ def _age_gender(
                 high=float(weights[min(int(np.searchsorted(cdf, 0.9)), len(weights) - 1)]),
                 std=float(np.sqrt(row @ (weights - mean) ** 2)),
                 p_under_18=float(row[weights < _ADULT_AGE].sum()),
+                distribution=tuple(row.tolist()),
+                class_ages=class_ages,
             )
         )
     genders = [
