@@ -72,11 +72,14 @@ def probe_bias(
 ) -> None:
     """Draw prompt sets with fixed seeds and measure whom the model draws.
 
-    Per image: faces found, perceived gender, perceived age band, skin tone on the Monk scale
-    and as ITA, each with its uncertainty. Per prompt and overall: the distribution, imbalance
-    against uniform (HEIM), mean absolute deviation (DALL-Eval), entropy, deviation from the
-    prompt's reference distribution where the set gives one, and the share of images with no
-    detectable face. Writes results.json and report.html into --out.
+    Per image: faces found, perceived gender, perceived age band,
+    skin tone (Monk scale and ITA), each with its uncertainty.
+
+    Per prompt and overall: the distribution, its imbalance (HEIM),
+    entropy, deviation from the set's reference where it gives one,
+    and the share of images with no detectable face.
+
+    Writes results.json and a self-contained report.html into --out.
     """
     with _errors():
         if compare is not None:

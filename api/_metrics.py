@@ -12,20 +12,31 @@ and unknown methods share ``method="OTHER"`` for the same reason.
 from __future__ import annotations
 
 import math
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
+import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gen import GenerationResult, ScreenResult
 from provenance import ProvenanceReport
-from safety import Finding
+from safety import BiasSummary, Finding
 
-__all__ = ["HTTP_BUCKETS", "STAGE_BUCKETS", "Metrics", "MetricsMiddleware", "route_template"]
+__all__ = [
+    "BIAS_WINDOW_DAYS",
+    "HTTP_BUCKETS",
+    "STAGE_BUCKETS",
+    "Metrics",
+    "MetricsMiddleware",
+    "route_template",
+]
 
 # Stages run from about a millisecond (prompt screening, a 2 ms signature) to most of a minute
 # (a large image on CPU).
@@ -36,6 +47,11 @@ STAGE_BUCKETS = (
 HTTP_BUCKETS = (
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
 )  # fmt: skip
+
+# Bias gauges are recomputed from the database at most this often, however often Prometheus
+# scrapes: a few grouped queries per opted-in tenant.
+BIAS_REFRESH_SECONDS = 60.0
+BIAS_WINDOW_DAYS = 30
 
 UNMATCHED = "unmatched"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -156,6 +172,18 @@ class Metrics:
         replaced identity shows without a restart."""
         self.signer_expiry.set_function(_guarded(read))
 
+    def track_bias(
+        self,
+        summaries: Callable[[], Sequence[BiasSummary]],
+        failures: Callable[[], int],
+        *,
+        refresh_seconds: float = BIAS_REFRESH_SECONDS,
+    ) -> None:
+        """Expose the bias monitor at scrape time: the share of each perceived category and
+        the drift from the baseline per opted-in tenant (``summaries``, refreshed at most every
+        ``refresh_seconds``), and how often monitoring a release failed (``failures``)."""
+        self.registry.register(_BiasCollector(summaries, failures, refresh_seconds))
+
     def render(self) -> tuple[bytes, str]:
         """The text exposition of every metric, and its content type."""
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
@@ -240,6 +268,83 @@ def _included_template(scope: Scope, route: Any) -> str | None:
         return None
     template = getattr(context, "path_format", None)
     return template if isinstance(template, str) else None
+
+
+class _BiasCollector(Collector):
+    def __init__(
+        self,
+        summaries: Callable[[], Sequence[BiasSummary]],
+        failures: Callable[[], int],
+        refresh_seconds: float,
+    ) -> None:
+        self._summaries = summaries
+        self._failures = failures
+        self._refresh_seconds = refresh_seconds
+        self._cached: tuple[float, Sequence[BiasSummary]] | None = None
+        self._lock = threading.Lock()
+
+    def describe(self) -> Iterator[Metric]:
+        # Without describe() the registry would collect (query the database) on registration.
+        yield from self._families([], 0)
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            failures = self._failures()
+        except Exception:
+            failures = 0
+        yield from self._families(self._read(), failures)
+
+    def _read(self) -> Sequence[BiasSummary]:
+        with self._lock:
+            now = time.monotonic()
+            if self._cached is None or now - self._cached[0] >= self._refresh_seconds:
+                try:
+                    self._cached = (now, self._summaries())
+                except Exception as exc:  # a failed read must not fail the whole scrape
+                    structlog.get_logger("genseal.metrics").warning(
+                        "cannot read the bias summaries", error=str(exc)
+                    )
+                    self._cached = (now, [])
+            return self._cached[1]
+
+    @staticmethod
+    def _families(summaries: Sequence[BiasSummary], failures: int) -> Iterator[Metric]:
+        share = GaugeMetricFamily(
+            "genseal_bias_share",
+            f"Share of a tenant's released images (last {BIAS_WINDOW_DAYS} days, UTC) whose "
+            "subject is perceived in a category, per attribute (gender, age, monk, ita). "
+            "Tenant '-': requests without a tenant.",
+            labels=["tenant", "attribute", "category"],
+        )
+        drift = GaugeMetricFamily(
+            "genseal_bias_drift",
+            "Total variation distance of those shares from the bias baseline "
+            "(GENSEAL_BIAS_BASELINE), 0 to 1; absent without a baseline or measured images.",
+            labels=["tenant", "attribute"],
+        )
+        flagged = GaugeMetricFamily(
+            "genseal_bias_drift_flagged",
+            "1 when the drift is flagged (TVD over GENSEAL_BIAS_DRIFT_TVD, chi-square p < 0.01, "
+            "at least GENSEAL_BIAS_MIN_IMAGES measured), else 0.",
+            labels=["tenant", "attribute"],
+        )
+        for summary in summaries:
+            tenant = summary.tenant or "-"
+            for attribute, found in summary.attributes.items():
+                for category, value in found.proportions.items():
+                    share.add_metric([tenant, attribute, category], value)
+                if found.drift is not None and found.drift.tvd is not None:
+                    drift.add_metric([tenant, attribute], found.drift.tvd)
+                    flagged.add_metric([tenant, attribute], float(found.drift.flagged))
+        yield share
+        yield drift
+        yield flagged
+        yield CounterMetricFamily(
+            "genseal_bias_monitor_failures",
+            "Released images the bias monitor could not count (estimation or database failed); "
+            "the release itself went ahead.",
+            value=failures,
+        )
 
 
 def _guarded(read: Callable[[], float | None]) -> Callable[[], float]:

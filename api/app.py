@@ -31,7 +31,7 @@ from api._auth import Caller, Gatekeeper
 from api._files import ImageFiles, load_secret
 from api._health import Readiness, install_observability
 from api._jobs import Job, JobKind, JobStore, Reply, StoredJob, status_of
-from api._metrics import Metrics
+from api._metrics import BIAS_WINDOW_DAYS, Metrics
 from api._openai_schema import (
     AuditList,
     ErrorResponse,
@@ -59,7 +59,7 @@ from genseal.errors import (
     RateLimitError,
 )
 from provenance import ProvenanceReport
-from safety import Explanation, explain
+from safety import Baseline, BiasSummary, Explanation, explain, load_baseline
 
 T = TypeVar("T")
 
@@ -162,6 +162,15 @@ def create_app(
     gatekeeper = Gatekeeper(settings, tenants)
     metrics = Metrics()
     metrics.track_queue_depth(lambda: jobs.count("queued"))
+
+    def bias_baseline() -> Baseline | None:
+        path = service.settings.bias_baseline
+        return None if path is None else load_baseline(path, setting="GENSEAL_BIAS_BASELINE")
+
+    metrics.track_bias(
+        lambda: service.bias_monitor.summaries(BIAS_WINDOW_DAYS, bias_baseline()),
+        lambda: service.bias_monitor_failures,
+    )
     operations = Operations(service, files, on_result=metrics.observe_generation)
     default_secret = "whsec_" + _b64(load_secret(settings.home, "webhook.key"))
 
@@ -215,7 +224,8 @@ def create_app(
             "`content_policy_violation`.\n\n"
             "**Auth**: `Authorization: Bearer <key>` (keys from `genseal tenants create`); "
             "open when no tenant exists. **Rate limits** per tenant, and per address on "
-            "`/v1/verify`: 429 with `Retry-After`. **Async**: `Prefer: respond-async` (or "
+            "`/v1/verify`: 429 with `Retry-After`. **Bias monitoring** (opt-in per tenant): "
+            "`GET /v1/bias/summary`. **Async**: `Prefer: respond-async` (or "
             "`async`) → 202 and a job; `webhook` gets the finished job, signed per Standard "
             "Webhooks. **Idempotency**: the `Idempotency-Key` header. **Auditors**: "
             "`POST /v1/verify` (no key) and the page at `/verify`. **Operations**: `/healthz`, "
@@ -694,6 +704,60 @@ def create_app(
         if review.status != "approved":
             raise NotFoundError(f"review {review_id} is {review.status}: no released image")
         return Response(content=service.reviews.sealed(review_id), media_type=review.mime)
+
+    # -- bias monitoring ---------------------------------------------------------------------
+
+    @app.get(
+        "/v1/bias/summary",
+        response_model=BiasSummary,
+        responses={
+            **_ERRORS,
+            404: {
+                "model": ErrorResponse,
+                "description": "Bias monitoring is off for the tenant: an operator turns it on "
+                "with `genseal bias-monitor enable TENANT`.",
+            },
+        },
+        tags=["safety"],
+        summary="Perceived attributes of the tenant's released images, and drift from a baseline",
+        description="For a tenant an operator opted in (`genseal bias-monitor enable TENANT`), "
+        "the subject (largest face) of every released image is counted per UTC day by perceived "
+        "gender, age band, Monk skin tone (`monk`) and ITA skin-tone class (`ita`); images "
+        "without a face count as `no_face`. Only these counts are kept: no face, box or pixel. "
+        "They are a model's perception of appearance, not anyone's identity.\n\n"
+        "With a baseline (`GENSEAL_BIAS_BASELINE`, the results.json of `genseal probe bias`), "
+        "each attribute's `drift` gives the total variation distance (`tvd`) of the window's "
+        "proportions from the baseline's and a chi-square goodness-of-fit `p_value`; `flagged` "
+        "when tvd ≥ `drift_tvd` (GENSEAL_BIAS_DRIFT_TVD, 0.1), p < 0.01 and at least "
+        "`min_images` (GENSEAL_BIAS_MIN_IMAGES, 30) measured. A tenant that has not opted in "
+        "gets 404 with error code `not_found`.",
+    )
+    def bias_summary(
+        who: CallerDep,
+        days: Annotated[
+            int, Query(ge=1, le=366, description="The last N UTC days, today included.")
+        ] = 30,
+        tenant: Annotated[
+            str | None,
+            Query(
+                max_length=63,
+                description="Only when authentication is off: whose summary (omitted: requests "
+                "made without a tenant). With an API key, the key names the tenant.",
+            ),
+        ] = None,
+    ) -> BiasSummary:
+        if who.tenant is not None and tenant not in (None, who.tenant):
+            raise InputError(
+                "tenant is accepted only when authentication is off: the API key names the tenant"
+            )
+        name = who.tenant if who.tenant is not None else tenant
+        if not service.bias_monitor.enabled(name):
+            whose = f"tenant {name!r}" if name else "requests without a tenant"
+            raise NotFoundError(
+                f"bias monitoring is off for {whose}",
+                hint=f"an operator turns it on with `genseal bias-monitor enable {name or '-'}`",
+            )
+        return service.bias_monitor.summary(name, days, bias_baseline())
 
     # -- service -----------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ import typer
 
 import genseal
 from api._cli_admin import audit_app, tenants_app
+from api._cli_bias_monitor import bias_monitor_app
 from api._cli_faces import faces_app
 from api._cli_policy import policy_app
 from api._cli_probe import probe_app
@@ -63,6 +64,7 @@ app.add_typer(tenants_app, name="tenants")
 app.add_typer(audit_app, name="audit")
 app.add_typer(faces_app, name="faces")
 app.add_typer(probe_app, name="probe")
+app.add_typer(bias_monitor_app, name="bias-monitor")
 
 
 def _version(value: bool) -> None:

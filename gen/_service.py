@@ -4,7 +4,9 @@
             → watermark → sign (C2PA) → store manifest + fingerprint → audit → caller
 
 Every step fails closed: an exception anywhere before an image is sealed and stored means no
-image leaves, and the failure is recorded in the audit log as an ``error`` decision.
+image leaves, and the failure is recorded in the audit log as an ``error`` decision. After the
+release, the perceived attributes of an opted-in tenant's images are counted (bias monitoring);
+that step only observes, and its failures are logged and counted, never raised.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ from provenance import (
 )
 from safety import (
     Action,
+    AttributeEstimator,
+    BiasMonitor,
     ClipConceptCheck,
     Decision,
     FaceRegistry,
@@ -68,6 +72,7 @@ from safety import (
     Stage,
     TermListCheck,
     default_policy_path,
+    face_analyzer,
 )
 
 log = structlog.get_logger("genseal.service")
@@ -117,6 +122,14 @@ class SealedGenerationService:
         self._backends_lock = threading.Lock()
         # diffusers pipelines are not re-entrant; one generation at a time per process.
         self._generate_lock = threading.Lock()
+        self.bias_monitor = BiasMonitor(
+            settings.store_url,
+            drift_tvd=settings.bias_drift_tvd,
+            min_images=settings.bias_min_images,
+        )
+        self.bias_estimator: AttributeEstimator | None = None  # made at the first use
+        self.bias_monitor_failures = 0
+        self._bias_lock = threading.Lock()
 
     @property
     def policies(self) -> PolicySet:
@@ -493,27 +506,45 @@ class SealedGenerationService:
             return
         blurred = decision.action is Action.BLUR
         with _timed(timings, "seal"):
-            outcome.released.append(
-                self.sealer.seal(
-                    blur(image) if blurred else image,
-                    SealJob(
-                        index=index,
-                        seed=seed,
-                        request_id=request_id,
-                        tenant=tenant,
-                        fmt=fmt,
-                        model_id=model_id,
-                        model_version=model_version,
-                        findings=findings,
-                        decision=decision,
-                        input_decision=input_decision,
-                        ingredient=ingredient,
-                        consent=consent,
-                        context=context,
-                        blurred=blurred,
-                    ),
-                )
+            sealed = self.sealer.seal(
+                blur(image) if blurred else image,
+                SealJob(
+                    index=index,
+                    seed=seed,
+                    request_id=request_id,
+                    tenant=tenant,
+                    fmt=fmt,
+                    model_id=model_id,
+                    model_version=model_version,
+                    findings=findings,
+                    decision=decision,
+                    input_decision=input_decision,
+                    ingredient=ingredient,
+                    consent=consent,
+                    context=context,
+                    blurred=blurred,
+                ),
             )
+        outcome.released.append(sealed)
+        # The image as generated: it is what the model drew (a blur would hide the face), and
+        # the face checks already analysed it, so the analyzer's cache answers.
+        self._monitor_bias(tenant, image)
+
+    def _monitor_bias(self, tenant: str | None, image: Image.Image) -> None:
+        """Count a released image's perceived attributes when its tenant opted in. Monitoring
+        watches releases and never changes one: a failure is logged and counted, not raised."""
+        try:
+            if not self.bias_monitor.enabled(tenant):
+                return
+            with self._bias_lock:
+                if self.bias_estimator is None:
+                    self.bias_estimator = AttributeEstimator(face_analyzer())
+                estimator = self.bias_estimator
+            self.bias_monitor.record(tenant, estimator.estimate(image))
+        except Exception as exc:
+            with self._bias_lock:
+                self.bias_monitor_failures += 1
+            log.warning("bias monitoring failed", tenant=tenant, error=str(exc))
 
     # -- the review queue ------------------------------------------------------------------------
 
@@ -566,6 +597,7 @@ class SealedGenerationService:
                     },
                 ),
             )
+            self._monitor_bias(review.tenant, image)
         # The manifest id encodes the model too; model_id here is the plain model id.
         decided = self.reviews.decide(
             review_id,

@@ -148,6 +148,27 @@ class Settings(BaseSettings):
         "pip install 'genseal[nudenet]' (AGPL-3.0).",
     )
 
+    # Bias monitoring of released images, for tenants an operator opted in
+    # (`genseal bias-monitor enable TENANT`); counts only, never faces.
+    bias_baseline: Path | None = Field(
+        default=None,
+        description="results.json of a bias probe run (`genseal probe bias`): its overall "
+        "proportions per attribute are the baseline that monitored releases are compared to; "
+        "unset, summaries report counts without drift.",
+    )
+    bias_drift_tvd: float = Field(
+        default=0.1,
+        gt=0,
+        le=1,
+        description="Drift is flagged when the total variation distance from the baseline is at "
+        "least this (and the chi-square p-value below 0.01).",
+    )
+    bias_min_images: int = Field(
+        default=30,
+        ge=1,
+        description="Images an attribute must be measured on before its drift can be flagged.",
+    )
+
     rate_limit: str = Field(
         default="120/minute",
         description="Default requests per tenant (limits notation: '120/minute', '10/second'); "

@@ -15,6 +15,16 @@ from ._bias_metrics import (
     compare_metrics,
     prompt_metrics,
 )
+from ._bias_monitor import (
+    AttributeDrift,
+    AttributeSummary,
+    Baseline,
+    BiasMonitor,
+    BiasSummary,
+    BiasWindow,
+    MonitoredTenant,
+    load_baseline,
+)
 from ._bias_prompts import ProbePrompt, PromptSet, builtin_prompt_sets, load_prompt_set
 from ._checks import ImageCheck, PromptCheck, ReferenceImageCheck
 from ._clip_concepts import ClipConceptCheck
@@ -40,8 +50,14 @@ __all__ = [
     "ATTRIBUTES",
     "ITA_THRESHOLDS",
     "Action",
+    "AttributeDrift",
     "AttributeEstimator",
     "AttributeMetrics",
+    "AttributeSummary",
+    "Baseline",
+    "BiasMonitor",
+    "BiasSummary",
+    "BiasWindow",
     "CaseResult",
     "Category",
     "CheckState",
@@ -61,6 +77,7 @@ __all__ = [
     "ImageCheck",
     "LikenessCheck",
     "MinorsFaceCheck",
+    "MonitoredTenant",
     "NudeNetCheck",
     "OpenNsfwCheck",
     "Policy",
@@ -94,6 +111,7 @@ __all__ = [
     "explain",
     "face_analyzer",
     "lint_policy",
+    "load_baseline",
     "load_prompt_set",
     "policy_json_schema",
     "prompt_metrics",
