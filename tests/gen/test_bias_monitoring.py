@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 from PIL import Image
 from sqlalchemy import text
-from structlog.testing import capture_logs
 
 from gen import GenerationRequest, SealedGenerationService, Settings
 from genseal.errors import CheckError
@@ -82,14 +81,11 @@ class _BrokenEstimator:
 def test_an_estimator_failure_never_blocks_the_release(service: SealedGenerationService) -> None:
     service.bias_monitor.enable("acme")
     service.bias_estimator = _BrokenEstimator()  # type: ignore[assignment]
-    with capture_logs() as logs:
-        result = service.seal(photo("astronaut"), source_model="elsewhere", tenant="acme")
+    result = service.seal(photo("astronaut"), source_model="elsewhere", tenant="acme")
     assert result.released and len(result.images) == 1
     assert service.store.get(result.images[0].manifest_id) is not None
     assert [e.event for e in service.store.audit_entries()] == ["released"]
     assert service.bias_monitor_failures == 1
-    [failure] = [entry for entry in logs if entry["event"] == "bias monitoring failed"]
-    assert failure["tenant"] == "acme" and "age model" in failure["error"]
     assert service.bias_monitor.summary("acme", 1).images == 0
 
 
