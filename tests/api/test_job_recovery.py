@@ -36,7 +36,9 @@ def genseal_serve(home: Path, log: Path) -> Iterator[tuple[str, subprocess.Popen
     env = {
         **os.environ,
         "GENSEAL_HOME": str(home),
-        "GENSEAL_JOB_LEASE_SECONDS": "2",
+        # Short, so that a killed server's job is requeued soon after the restart; long enough
+        # that a heartbeat delayed on a loaded 2-core machine does not hand a live job on.
+        "GENSEAL_JOB_LEASE_SECONDS": "8",
         "GENSEAL_LOG_LEVEL": "debug",
     }
     with log.open("ab") as sink:
