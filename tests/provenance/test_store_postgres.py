@@ -6,10 +6,7 @@ Each run works in a throwaway database.
 
 from __future__ import annotations
 
-import os
 import threading
-import uuid
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import text
@@ -21,29 +18,6 @@ from tests.provenance.test_store_index import _brute, _neighbourhood
 pytestmark = pytest.mark.services
 
 psycopg = pytest.importorskip("psycopg")
-
-ADMIN_URL = os.environ.get(
-    "GENSEAL_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    from sqlalchemy.engine import make_url
-
-    admin = make_url(ADMIN_URL)
-    name = f"genseal_test_{uuid.uuid4().hex[:10]}"
-    conninfo = admin.set(drivername="postgresql").render_as_string(hide_password=False)
-    try:
-        connection = psycopg.connect(conninfo, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL server at {admin.host}:{admin.port}: {exc}")
-    with connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield admin.set(database=name).render_as_string(hide_password=False)
-        finally:
-            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def test_records_and_nearest(pg_url: str) -> None:

@@ -8,9 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import os
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,9 +24,6 @@ TODAY = dt.date(2026, 3, 10)
 NOON = dt.datetime(2026, 3, 10, 12, tzinfo=dt.UTC)
 FEMALE = {"gender": {"female": 0.9, "male": 0.1}}
 MALE = {"gender": {"female": 0.2, "male": 0.8}}
-PG_ADMIN_URL = os.environ.get(
-    "GENSEAL_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
 
 
 @pytest.fixture
@@ -315,26 +310,6 @@ def _concurrent_records(url: str, writers: int = 8, each: int = 25) -> None:
 
 def test_concurrent_writers_lose_no_count(tmp_path: Path) -> None:
     _concurrent_records(f"sqlite:///{tmp_path / 'genseal.db'}")
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    psycopg = pytest.importorskip("psycopg")
-    from sqlalchemy.engine import make_url
-
-    admin = make_url(PG_ADMIN_URL)
-    name = f"genseal_test_{uuid.uuid4().hex[:10]}"
-    conninfo = admin.set(drivername="postgresql").render_as_string(hide_password=False)
-    try:
-        connection = psycopg.connect(conninfo, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL server at {admin.host}:{admin.port}: {exc}")
-    with connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield admin.set(database=name).render_as_string(hide_password=False)
-        finally:
-            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.mark.services
