@@ -19,7 +19,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from api._cli_support import JsonOption, _dump, _errors, _settings, err, out
+from api._cli_support import JsonOption, _dump, _errors, _settings, _size, err, out
 from genseal.errors import InputError
 
 probe_app = typer.Typer(
@@ -140,16 +140,13 @@ def _probe(
     resume: bool,
     as_json: bool,
 ) -> None:
-    from gen import DiffusersBackend, parse_size
+    from gen import DiffusersBackend
     from gen._probe import ProbeConfig, ProbeRun
     from gen._probe_report import REPORT_FILE, render_report
     from safety import AttributeEstimator
 
     settings = _settings()
-    try:
-        parsed_size = parse_size(size) if size else None
-    except ValueError as exc:
-        raise InputError(str(exc)) from exc
+    parsed_size = _size(size)
     config = ProbeConfig(
         prompt_sets=prompt_sets,
         images_per_prompt=n,

@@ -143,6 +143,18 @@ def _consent(subject: str | None, reference: str | None) -> Any:
     return ConsentAttestation(subject=subject, reference=reference)
 
 
+def _size(size: str | None) -> tuple[int, int] | None:
+    """`--size WxH` as (width, height); a malformed value is an input error (exit 2)."""
+    from gen import parse_size
+
+    if not size:
+        return None
+    try:
+        return parse_size(size)
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+
+
 def _format(fmt: str | None) -> ImageFormat | None:
     if fmt is None:
         return None

@@ -36,6 +36,7 @@ from api._cli_support import (
     _read_file,
     _service,
     _settings,
+    _size,
     out,
 )
 from api._logging import configure_logging
@@ -126,13 +127,10 @@ def generate(
 
     Exit 0 released, 3 blocked by policy, 4 held for review, 2 bad input, 1 internal error.
     """
-    from gen import GenerationRequest, parse_size
+    from gen import GenerationRequest
 
     with _errors():
-        try:
-            parsed_size = parse_size(size) if size else None
-        except ValueError as exc:
-            raise InputError(str(exc)) from exc
+        parsed_size = _size(size)
         request = GenerationRequest(
             prompt=prompt,
             negative_prompt=negative_prompt,

@@ -233,24 +233,25 @@ def _overall_chart(metrics: Mapping[str, Any]) -> str:
 
 
 def _reference_section(prompts: Sequence[Mapping[str, Any]]) -> str:
-    rows = []
-    for prompt in prompts:
-        for attribute, m in prompt["metrics"].items():
-            if m.get("deviation_from_reference") is None:
-                continue
-            reference = m["reference"] or {}
-            rows.append(
-                [
-                    _e(prompt["key"]),
-                    _e(_LABELS.get(attribute, attribute)),
-                    ", ".join(f"{_e(c)} {p:.0%}" for c, p in reference.items()),
-                    ", ".join(f"{_e(c)} {p:.0%}" for c, p in m["proportions"].items()),
-                    _num(f"{m['deviation_from_reference']:.2f}"),
-                ]
-            )
-    if not rows:
+    found = [
+        (prompt["key"], attribute, m)
+        for prompt in prompts
+        for attribute, m in prompt["metrics"].items()
+        if m.get("deviation_from_reference") is not None
+    ]
+    if not found:
         return ""
-    rows.sort(key=lambda row: -float(_strip(row[4])))
+    found.sort(key=lambda item: -item[2]["deviation_from_reference"])
+    rows = [
+        [
+            _e(key),
+            _e(_LABELS.get(attribute, attribute)),
+            ", ".join(f"{_e(c)} {p:.0%}" for c, p in (m["reference"] or {}).items()),
+            ", ".join(f"{_e(c)} {p:.0%}" for c, p in m["proportions"].items()),
+            _num(f"{m['deviation_from_reference']:.2f}"),
+        ]
+        for key, attribute, m in found
+    ]
     header = ["Prompt", "Attribute", "Reference", "Drawn", "Deviation (TVD)"]
     return "<h2>Against the reference</h2>\n" + _table(header, rows)
 
@@ -549,10 +550,6 @@ def _size(size: Sequence[int] | None) -> str:
 
 def _num(value: object) -> str:
     return f'<span class="num">{value}</span>'
-
-
-def _strip(cell: str) -> str:
-    return cell.removeprefix('<span class="num">').removesuffix("</span>")
 
 
 def _e(value: object) -> str:
