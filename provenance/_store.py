@@ -150,9 +150,12 @@ class _AuditRow(_Base):
     # Canonical JSON text, not a JSON column: PostgreSQL's jsonb would re-serialise it and the
     # chain hashes exact bytes.
     decision: Mapped[str] = mapped_column(Text)
-    manifest_id: Mapped[str | None] = mapped_column(String(64))
+    manifest_id: Mapped[str | None] = mapped_column(String(64), index=True)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    # What makes an append idempotent (e.g. request/event/image): a job retried after its worker
+    # died records each outcome once. Outside the hash, so chains from before it still verify.
+    entry_key: Mapped[str | None] = mapped_column(String(255), unique=True, nullable=True)
 
 
 class _AuditHead(_Base):
@@ -388,7 +391,10 @@ class ManifestStore:
         tenant: str | None,
         decision: dict[str, Any],
         manifest_id: str | None = None,
+        entry_key: str | None = None,
     ) -> AuditEntry:
+        """Append one entry. With ``entry_key``, an entry already appended under that key is
+        returned instead of a new one: a retried job records each of its outcomes once."""
         try:
             decision_json = canonical_json(decision)
         except (TypeError, ValueError) as exc:
@@ -399,6 +405,11 @@ class ManifestStore:
             head = session.get(_AuditHead, 1, populate_existing=True)
             if head is None:
                 raise StoreError("the audit log head is missing; the database was altered")
+            if entry_key is not None:
+                # Read under the head's lock: no other append can add this key meanwhile.
+                earlier = session.scalar(select(_AuditRow).where(_AuditRow.entry_key == entry_key))
+                if earlier is not None:
+                    return _entry(earlier)
             at = dt.datetime.now(dt.UTC)
             seq = head.seq + 1
             entry = AuditEntry(
@@ -432,6 +443,7 @@ class ManifestStore:
                     manifest_id=manifest_id,
                     prev_hash=entry.prev_hash,
                     hash=entry.hash,
+                    entry_key=entry_key,
                 )
             )
             head.seq = seq
