@@ -110,10 +110,15 @@ class Operations:
         tenant: str | None,
         base_url: str,
         progress: Progress | None = None,
+        request_id: str | None = None,
     ) -> Reply:
-        """The answer to one request; errors become error replies (nothing released)."""
+        """The answer to one request; errors become error replies (nothing released).
+
+        ``request_id``: a job's id, stable across its retries (see ``GenerationRequest``)."""
         try:
-            result, prompt, response_format = self._perform(kind, fields, image, tenant, progress)
+            result, prompt, response_format = self._perform(
+                kind, fields, image, tenant, progress, request_id
+            )
         except ValidationError as exc:
             return error_reply(InputError(f"invalid request: {exc.errors()[0]['msg']}"))
         except Exception as exc:
@@ -134,6 +139,7 @@ class Operations:
         image: bytes | None,
         tenant: str | None,
         progress: Progress | None,
+        request_id: str | None,
     ) -> tuple[GenerationResult, str | None, str]:
         service = self.service
         if kind == "generations":
@@ -151,6 +157,7 @@ class Operations:
                 tenant=tenant,
                 purpose=body.purpose,
                 consent=body.consent,
+                request_id=request_id,
             )
             return service.generate(request, progress), body.prompt, body.response_format
         if image is None:
@@ -172,6 +179,7 @@ class Operations:
                 tenant=tenant,
                 purpose=edit.purpose,
                 consent=edit.consent,
+                request_id=request_id,
             )
             return service.generate(request, progress), edit.prompt or None, edit.response_format
         seal = SealFields.model_validate(fields)
@@ -182,6 +190,7 @@ class Operations:
             tenant=tenant,
             purpose=seal.purpose,
             image_name=seal.image_name,
+            request_id=request_id,
         )
         return result, seal.prompt, seal.response_format
 

@@ -19,12 +19,78 @@ import structlog
 from api._jobs import JobStore, Reply, StoredJob
 from api._operations import Operations
 
-__all__ = ["JobRunner"]
+__all__ = ["JobLostError", "JobRunner", "execute_job"]
 
 log = structlog.get_logger("genseal.worker")
 
 
+class JobLostError(Exception):
+    """The job's lease ran out and another worker took it: stop before sealing anything."""
+
+
+def execute_job(
+    jobs: JobStore,
+    operations: Operations,
+    job: StoredJob,
+    worker: str,
+    lease_seconds: float,
+    *,
+    on_finished: Callable[[StoredJob, Reply], None] | None = None,
+) -> Reply:
+    """Run a job this worker holds: heartbeat while it runs, store the answer, return it.
+
+    The same for in-process threads and Celery workers. The request id is the job's, so a
+    retried job seals under the same manifest ids and audit keys (sealing is idempotent).
+    """
+    state: list[tuple[str, float]] = [("starting", 0.0)]
+    done = threading.Event()
+    lost = threading.Event()
+
+    def progress(stage: str, fraction: float) -> None:
+        if lost.is_set():
+            raise JobLostError(f"job {job.id} was handed to another worker")
+        state[0] = (stage, round(fraction, 3))
+
+    def heartbeat() -> None:
+        while not done.wait(min(lease_seconds / 3, 1.0)):
+            try:
+                if not jobs.heartbeat(job.id, worker, *state[0]):
+                    lost.set()
+                    return
+            except Exception as exc:
+                log.warning("heartbeat failed", job_id=job.id, error=str(exc))
+
+    beat = threading.Thread(target=heartbeat, name=f"genseal-heartbeat-{job.id}", daemon=True)
+    beat.start()
+    try:
+        reply = operations.run(
+            job.kind,
+            job.request,
+            job.input_blob,
+            tenant=job.tenant,
+            base_url=job.base_url,
+            progress=progress,
+            request_id=job.id,
+        )
+    finally:
+        done.set()
+        beat.join()
+    if jobs.finish(job.id, worker, reply):
+        log.info("job finished", job_id=job.id, status=reply.status, attempt=job.attempts)
+        if on_finished is not None:
+            on_finished(job, reply)
+        return reply
+    # The lease ran out and the job went to another worker: its answer counts.
+    log.warning("job result discarded: no longer ours", job_id=job.id)
+    stored = jobs.reply(job.id)
+    return stored if stored is not None else reply
+
+
 class JobRunner:
+    """The in-process ``JobQueue``: worker threads claiming queued rows."""
+
+    inline = True
+
     def __init__(
         self,
         jobs: JobStore,
@@ -67,6 +133,12 @@ class JobRunner:
         for thread in self._pool:
             thread.join(timeout)
 
+    def check_model(self, model: str | None) -> None:
+        """Every model is served here (a missing one fails as the job runs)."""
+
+    def dispatch(self, job_id: str, model: str | None) -> None:
+        self.notify()
+
     def notify(self) -> None:
         """A job was queued: wake a worker now rather than at its next poll."""
         with self._wake:
@@ -94,45 +166,9 @@ class JobRunner:
             self._execute(job, worker)
 
     def _execute(self, job: StoredJob, worker: str) -> Reply:
-        state: list[tuple[str, float]] = [("starting", 0.0)]
-        done = threading.Event()
-
-        def progress(stage: str, fraction: float) -> None:
-            state[0] = (stage, round(fraction, 3))
-
-        def heartbeat() -> None:
-            while not done.wait(min(self._lease / 3, 1.0)):
-                try:
-                    if not self.jobs.heartbeat(job.id, worker, *state[0]):
-                        return
-                except Exception as exc:
-                    log.warning("heartbeat failed", job_id=job.id, error=str(exc))
-
-        beat = threading.Thread(target=heartbeat, name=f"genseal-heartbeat-{job.id}", daemon=True)
-        beat.start()
-        try:
-            reply = self.operations.run(
-                job.kind,
-                job.request,
-                job.input_blob,
-                tenant=job.tenant,
-                base_url=job.base_url,
-                progress=progress,
-            )
-        finally:
-            done.set()
-            beat.join()
-        if self.jobs.finish(job.id, worker, reply):
-            log.info("job finished", job_id=job.id, status=reply.status, attempt=job.attempts)
-            if self._on_finished is not None:
-                self._on_finished(job, reply)
-        else:
-            # The lease ran out and the job went to another worker: its answer counts.
-            log.warning("job result discarded: no longer ours", job_id=job.id)
-            stored = self.jobs.reply(job.id)
-            if stored is not None:
-                return stored
-        return reply
+        return execute_job(
+            self.jobs, self.operations, job, worker, self._lease, on_finished=self._on_finished
+        )
 
     def _reap(self) -> None:
         while not self._stop.wait(max(self._lease / 2, 0.5)):

@@ -12,9 +12,11 @@ app built here.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -45,10 +47,10 @@ from api._openai_schema import (
     ReviewList,
 )
 from api._operations import EditFields, Operations, SealFields, error_body, error_reply
+from api._queue import JobQueue, make_queue
 from api._tenants import TenantStore
 from api._verify_page import verify_page_router
 from api._webhooks import WebhookDispatcher, validate_webhook_url
-from api._worker import JobRunner
 from gen import ConsentAttestation, ReviewRecord, ScreenResult, SealedGenerationService
 from genseal.errors import (
     ConflictError,
@@ -56,6 +58,7 @@ from genseal.errors import (
     InputError,
     NotFoundError,
     PayloadTooLargeError,
+    QueueError,
     RateLimitError,
 )
 from provenance import ProvenanceReport
@@ -141,7 +144,7 @@ class Components:
     files: ImageFiles
     gatekeeper: Gatekeeper
     operations: Operations
-    runner: JobRunner
+    runner: JobQueue
     webhooks: WebhookDispatcher
     metrics: Metrics
     readiness: Readiness
@@ -191,13 +194,7 @@ def create_app(
         retry_seconds=settings.webhook_retry_seconds,
         transport=webhook_transport,
     )
-    runner = JobRunner(
-        jobs,
-        operations,
-        threads=settings.workers,
-        lease_seconds=settings.job_lease_seconds,
-        on_finished=job_finished,
-    )
+    runner = make_queue(settings, jobs, operations, on_finished=job_finished)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -294,14 +291,17 @@ def create_app(
                 )
             validate_webhook_url(webhook, allow_private=settings.webhook_allow_private)
         base_url = settings.public_url or str(request.base_url)
-        if not asynchronous and idempotency_key is None:
+        if runner.inline and not asynchronous and idempotency_key is None:
             reply = await _in_thread(
                 lambda: operations.run(kind, fields, image, tenant=who.tenant, base_url=base_url)
             )
             return JSONResponse(reply.body, reply.status)
 
+        model = None if kind == "seal" else (fields.get("model") or settings.model)
+        # Before anything is stored: a job no worker could run is refused, not queued.
+        await _in_thread(runner.check_model, model)
         digest = _request_digest(kind, fields, image, asynchronous, webhook)
-        worker = None if asynchronous else runner.worker_name("http")
+        worker = runner.worker_name("http") if runner.inline and not asynchronous else None
         job_id, created = await _in_thread(
             lambda: jobs.submit(
                 kind=kind,
@@ -316,18 +316,31 @@ def create_app(
                 worker=worker,
             )
         )
+        if created and worker is None:
+            try:
+                await _in_thread(runner.dispatch, job_id, model)
+            except QueueError:
+                # Never accepted: remove the row, so a retry with the same key starts afresh.
+                await _in_thread(jobs.discard, job_id)
+                raise
         if asynchronous:
-            if created:
-                runner.notify()
             job = jobs.get(job_id, who.tenant)
             headers = {"Location": f"/v1/jobs/{job_id}", "Preference-Applied": "respond-async"}
             if not created:
                 headers["Idempotent-Replayed"] = "true"
             return JSONResponse(job.model_dump(mode="json"), 202, headers=headers)
-        if created:
-            assert worker is not None
+        if created and worker is not None:
             reply = await _in_thread(runner.run_inline, job_id, worker)
             return JSONResponse(reply.body, reply.status)
+        if created or not runner.inline:
+            # A worker elsewhere runs it: wait for the answer it stores.
+            stored = await _wait_for_reply(jobs, job_id, settings.sync_timeout_seconds)
+            if stored is None:
+                job = jobs.get(job_id, who.tenant)
+                headers = {"Location": f"/v1/jobs/{job_id}"}
+                return JSONResponse(job.model_dump(mode="json"), 202, headers=headers)
+            replayed = {} if created else {"Idempotent-Replayed": "true"}
+            return JSONResponse(stored.body, stored.status, headers=replayed)
         stored = jobs.reply(job_id)
         if stored is None:
             raise ConflictError(
@@ -773,6 +786,18 @@ def create_app(
         )
 
     return app
+
+
+async def _wait_for_reply(jobs: JobStore, job_id: str, timeout: float) -> Reply | None:
+    """The stored answer of a job a worker runs, polling with backoff; None past ``timeout``."""
+    deadline = time.monotonic() + timeout
+    delay = 0.02
+    while True:
+        stored = await _in_thread(jobs.reply, job_id)
+        if stored is not None or time.monotonic() >= deadline:
+            return stored
+        await asyncio.sleep(min(delay, max(deadline - time.monotonic(), 0)))
+        delay = min(delay * 1.5, 0.5)
 
 
 def _request_digest(

@@ -17,6 +17,7 @@ import typer
 import genseal
 from api._cli_admin import audit_app, tenants_app
 from api._cli_bias_monitor import bias_monitor_app
+from api._cli_db import db_app
 from api._cli_faces import faces_app
 from api._cli_policy import policy_app
 from api._cli_probe import probe_app
@@ -66,6 +67,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(faces_app, name="faces")
 app.add_typer(probe_app, name="probe")
 app.add_typer(bias_monitor_app, name="bias-monitor")
+app.add_typer(db_app, name="db")
 
 
 def _version(value: bool) -> None:
@@ -374,6 +376,43 @@ def serve(
         configure_logging(os.environ.get("GENSEAL_LOG_LEVEL", "info"), json_logs=True)
         application = create_app(_service(policy=policy))
         uvicorn.run(application, host=host, port=port, log_level="info")
+
+
+@app.command()
+def worker(
+    model: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model",
+            help="A model this worker serves and loads at start (repeat for several; default: "
+            "GENSEAL_WORKER_MODELS, else the default model).",
+        ),
+    ] = None,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(min=1, max=64, help="Worker processes (one job each; one per GPU)."),
+    ] = None,
+    policy: PolicyOption = None,
+) -> None:
+    """Run generation jobs from the broker (GENSEAL_JOB_BACKEND=celery): a Celery worker whose
+    processes each load the models and a signer once, run one job at a time and acknowledge it
+    only after its answer is stored. Stop with SIGTERM: jobs in hand finish first."""
+    from api._celery_worker import run_worker
+    from gen import resolve_model
+
+    with _errors():
+        configure_logging(os.environ.get("GENSEAL_LOG_LEVEL", "info"), json_logs=True)
+        settings = _settings(policy=policy, worker_concurrency=concurrency)
+        if settings.job_backend != "celery":
+            raise InputError(
+                "genseal worker runs jobs from the broker: set GENSEAL_JOB_BACKEND=celery "
+                "(and GENSEAL_BROKER_URL) for it and for genseal serve"
+            )
+        models = list(model or settings.worker_models or [settings.model])
+        for spec in models:
+            # Here, with the reason, rather than in every worker process as it forks.
+            resolve_model(spec, offline=settings.offline)
+        run_worker(settings, models)
 
 
 @app.command()

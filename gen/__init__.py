@@ -11,6 +11,7 @@ from gen._images import (
     format_of,
     sniff_mime,
 )
+from gen._models import resolve_model
 from gen._presets import PRESETS, Preset, get_preset
 from gen._requests import (
     ConsentAttestation,
@@ -57,6 +58,7 @@ __all__ = [
     "format_of",
     "get_preset",
     "parse_size",
+    "resolve_model",
     "signing_root_pem",
     "sniff_mime",
     "trust_anchors",

@@ -53,6 +53,12 @@ class GenerationRequest(BaseModel):
         default=None, max_length=200, description="What the platform asks for this image for."
     )
     consent: ConsentAttestation | None = None
+    request_id: str | None = Field(
+        default=None,
+        max_length=128,
+        description="Given by a job, so that a retried job records and seals under the same "
+        "ids (no duplicate manifest or audit entry); otherwise a new id per request.",
+    )
 
     @field_validator("size", mode="before")
     @classmethod
@@ -62,7 +68,7 @@ class GenerationRequest(BaseModel):
     def digest(self) -> str:
         """sha256 of what was asked for (the input image by its own digest): the audit log
         names a request by it without keeping the prompt or the image."""
-        fields = self.model_dump(mode="json", exclude={"image", "tenant"})
+        fields = self.model_dump(mode="json", exclude={"image", "tenant", "request_id"})
         fields["image_sha256"] = hashlib.sha256(self.image).hexdigest() if self.image else None
         canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()

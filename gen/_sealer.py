@@ -64,6 +64,10 @@ class SealJob:
     review: dict[str, Any] | None = None
 
 
+# The namespace of manifest ids (uuid5 of "request id/image index").
+_MANIFEST_IDS = uuid.UUID("6f0c1f4e-5d1b-4b8e-9a57-3c0d6f7e2a41")
+
+
 class Sealer:
     """Seals released images with a watermarker (and the ``fallbacks`` for pictures it cannot
     mark readably), one C2PA signer and one manifest store."""
@@ -103,7 +107,10 @@ class Sealer:
         )
 
     def seal(self, image: Image.Image, job: SealJob) -> SealedImage:
-        genseal_id = str(uuid.uuid4())
+        """Watermark, sign and record one image. Idempotent per (request, image index): the
+        manifest id derives from them, so a retried job replaces the record of an attempt that
+        died before delivering, and appends its ``released`` entry once."""
+        genseal_id = str(uuid.uuid5(_MANIFEST_IDS, f"{job.request_id}/{job.index}"))
         # The watermark carries a short id derived from the manifest id; the fingerprint is
         # what confirms it on recovery (32 bits alone collide).
         payload = uuid.UUID(genseal_id).hex[:8]
@@ -125,7 +132,7 @@ class Sealer:
         )
         signed = self.signer.sign(data, mime, claim)
         sha256 = hashlib.sha256(signed.data).hexdigest()
-        self.store.add(
+        self.store.put(
             ManifestRecord(
                 id=genseal_id,
                 manifest_label=signed.manifest_label,
@@ -154,6 +161,7 @@ class Sealer:
             tenant=job.tenant,
             decision=record,
             manifest_id=genseal_id,
+            entry_key=f"{job.request_id}/{job.index}/released",
         )
         log.info("sealed", request_id=job.request_id, manifest_id=genseal_id, mime=mime)
         return SealedImage(

@@ -160,7 +160,7 @@ class SealedGenerationService:
 
         ``progress(stage, fraction)`` is told where the request is (for job status).
         """
-        request_id = _new_id()
+        request_id = request.request_id or _new_id()
         timings: dict[str, float] = {}
         report = progress or _no_progress
         with self._recorded(request_id, request.tenant, "generate"):
@@ -255,9 +255,12 @@ class SealedGenerationService:
         tenant: str | None = None,
         purpose: str | None = None,
         image_name: str = "image",
+        request_id: str | None = None,
     ) -> GenerationResult:
-        """Screen, decide, watermark and sign an image generated elsewhere."""
-        request_id = _new_id()
+        """Screen, decide, watermark and sign an image generated elsewhere.
+
+        ``request_id``: as on ``GenerationRequest`` (a job's id, stable across retries)."""
+        request_id = request_id or _new_id()
         timings: dict[str, float] = {}
         with self._recorded(request_id, tenant, "seal"):
             image = decode_image(
@@ -462,7 +465,7 @@ class SealedGenerationService:
         consent = request.consent.model_dump() if request and request.consent else None
         if decision.blocked:
             record = audit_record(decision, findings, context)
-            self._audit("blocked", request_id, tenant, record)
+            self._audit("blocked", request_id, tenant, record, key=f"{request_id}/{index}/blocked")
             outcome.withheld.append(
                 WithheldImage(index=index, seed=seed, findings=image_findings, decision=decision)
             )
@@ -493,7 +496,7 @@ class SealedGenerationService:
             # recorded as blocked, with the outcome and the review id that can release it.
             record = audit_record(decision, findings, context)
             record.update(outcome="held", review_id=review.id)
-            self._audit("blocked", request_id, tenant, record)
+            self._audit("blocked", request_id, tenant, record, key=f"{request_id}/{index}/held")
             outcome.held.append(
                 HeldImage(
                     index=index,
@@ -633,7 +636,8 @@ class SealedGenerationService:
         timings: dict[str, float],
     ) -> GenerationResult:
         """Record a block before anything is generated or sealed, and say so to the caller."""
-        self._audit("blocked", request_id, tenant, audit_record(decision, findings, context))
+        record = audit_record(decision, findings, context)
+        self._audit("blocked", request_id, tenant, record, key=f"{request_id}/blocked")
         return GenerationResult(
             request_id=request_id,
             status="blocked",
@@ -650,7 +654,9 @@ class SealedGenerationService:
         decision: Decision | dict[str, Any],
         *,
         manifest_id: str | None = None,
+        key: str | None = None,
     ) -> None:
+        """Append to the audit log; ``key`` names an outcome a retried job records once."""
         payload = decision.as_record() if isinstance(decision, Decision) else decision
         self.store.append_audit(
             event=event,
@@ -658,6 +664,7 @@ class SealedGenerationService:
             tenant=tenant,
             decision=payload,
             manifest_id=manifest_id,
+            entry_key=key,
         )
 
     @contextmanager

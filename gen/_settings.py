@@ -29,6 +29,12 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL of the manifest store; default SQLite in home."
     )
+    database_auto_upgrade: bool = Field(
+        default=True,
+        description="Migrate a database behind this genseal's schema when a component opens "
+        "it. Off: such a database is refused until `genseal db upgrade` ran (at scale, run it "
+        "once as a release step and start the API and workers with this off).",
+    )
     policy: Path | None = Field(
         default=None, description="Policy file; default the packaged policies/default.yaml."
     )
@@ -189,6 +195,38 @@ class Settings(BaseSettings):
     )
     job_max_attempts: int = Field(
         default=3, ge=1, description="Attempts before an interrupted job is marked failed."
+    )
+    job_backend: Literal["inprocess", "celery"] = Field(
+        default="inprocess",
+        description="Who runs jobs: worker threads inside `genseal serve` (inprocess), or "
+        "`genseal worker` processes fed through the broker (celery).",
+    )
+    broker_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        description="The Celery broker (Redis) when job_backend is celery.",
+    )
+    broker_visibility_timeout_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="A delivered job message not acknowledged this long (its worker vanished "
+        "with it) is delivered again. Keep it above the longest job.",
+    )
+    sync_timeout_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="With the celery backend, how long a synchronous request waits for its "
+        "job; past it the answer is 202 and the job (poll GET /v1/jobs/{id}).",
+    )
+    worker_concurrency: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Processes per `genseal worker` (each loads its models; one per GPU).",
+    )
+    worker_models: list[str] = Field(
+        default_factory=list,
+        description="Models a `genseal worker` serves and loads at start (default: the "
+        "default model); jobs for a model go only to workers that serve it.",
     )
     webhook_allow_private: bool = Field(
         default=False,

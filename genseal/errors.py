@@ -16,6 +16,7 @@ codes in one handler each. A policy *block* is a decision, not an error, and is 
     ├── ModelError                  exit 2, HTTP 400   unknown model, weights missing offline
     ├── GenerationError             exit 1, HTTP 500   the model failed while generating
     ├── CheckError                  exit 1, HTTP 500   a safety check could not run
+    ├── QueueError                  exit 1, HTTP 503   no broker, or no worker serves the model
     └── ProvenanceError             exit 1, HTTP 500
         ├── SigningError            exit 1, HTTP 500   identity missing/invalid, C2PA signing failed
         ├── WatermarkError          exit 1, HTTP 500
@@ -102,6 +103,11 @@ class GenerationError(GensealError):
 
 class CheckError(GensealError):
     code = "check_failed"
+
+
+class QueueError(GensealError):
+    http_status = 503
+    code = "queue_unavailable"
 
 
 class ProvenanceError(GensealError):

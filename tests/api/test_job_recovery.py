@@ -100,7 +100,7 @@ def test_a_job_running_when_its_server_is_killed_completes_after_restart(tmp_pat
             job = httpx.get(f"{url}/v1/jobs/{job_id}", headers=headers).json()
             if job["stage"] == "generating" and 0.1 < job["progress"] < 0.7:
                 break
-            assert job["status"] in ("queued", "running"), job
+            assert job["status"] in ("queued", "running"), (job, log.read_text()[-4000:])
             assert time.monotonic() < deadline, job
             time.sleep(0.05)
         process.send_signal(signal.SIGKILL)
