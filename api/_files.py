@@ -53,8 +53,10 @@ def load_secret(home: Path, name: str) -> bytes:
 
 
 class ImageFiles:
-    def __init__(self, url: str, key: bytes, ttl_seconds: int) -> None:
-        self._tables = Tables(url, _Base.metadata, "image files table")
+    def __init__(
+        self, url: str, key: bytes, ttl_seconds: int, *, auto_upgrade: bool = True
+    ) -> None:
+        self._tables = Tables(url, "image files table", auto_upgrade=auto_upgrade)
         self._key = key
         self._ttl = dt.timedelta(seconds=ttl_seconds)
 

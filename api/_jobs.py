@@ -163,8 +163,15 @@ def _now() -> dt.datetime:
 class JobStore:
     """Jobs in the genseal database (the same URL as the manifest store)."""
 
-    def __init__(self, url: str, *, lease_seconds: float = 60.0, max_attempts: int = 3) -> None:
-        self._tables = Tables(url, _Base.metadata, "job table")
+    def __init__(
+        self,
+        url: str,
+        *,
+        lease_seconds: float = 60.0,
+        max_attempts: int = 3,
+        auto_upgrade: bool = True,
+    ) -> None:
+        self._tables = Tables(url, "job table", auto_upgrade=auto_upgrade)
         self._transaction = self._tables.transaction
         self._lease = dt.timedelta(seconds=lease_seconds)
         self._max_attempts = max_attempts

@@ -89,8 +89,8 @@ def key_digest(api_key: str) -> str:
 class TenantStore:
     """Tenants in the genseal database (the same URL as the manifest store)."""
 
-    def __init__(self, url: str) -> None:
-        self._tables = Tables(url, _Base.metadata, "tenant table")
+    def __init__(self, url: str, *, auto_upgrade: bool = True) -> None:
+        self._tables = Tables(url, "tenant table", auto_upgrade=auto_upgrade)
         self._transaction = self._tables.transaction
 
     def close(self) -> None:

@@ -1,7 +1,7 @@
 """The manifest store and audit log on SQLAlchemy 2: SQLite embedded, PostgreSQL at scale.
 
 Only portable column types are used (strings, text, binary, integers, timestamps with time
-zone) so the same schema runs on both. Tables are created on open.
+zone) so the same schema runs on both.
 
 Fingerprint search uses multi-index hashing (see ``_fpindex``). A side table
 ``genseal_fingerprint_index`` holds one compact row per 256-bit fingerprint: the manifest id,
@@ -18,13 +18,12 @@ ms p90 on SQLite and 12.5 / 17.2 ms on PostgreSQL 15 (a linear scan: ~1 s), wher
 Plans of more than 10 000 probes (``d >= 36``) first read the table's size cheaply
 (``_rows_estimate``) and scan a store too small for them.
 
-Migrations on open are additive and recorded in ``genseal_schema``: columns added since schema
-1 (``_add_missing_columns``), and the fingerprint index (``_migrate_fingerprint_index``),
-filled from the manifests of a store made before it existed. Such a store may hold the
-previous band table (``genseal_fingerprint_bands``, 16 rows per manifest): it is a derived
-index that this version no longer writes, so it is dropped together with its schema mark
-(an older genseal that opens the store again rebuilds its own). Upgrade every process that
-writes to one store together: records an older version adds afterwards are not indexed.
+The schema is migrated by Alembic (``genseal.migrations``): opening a store brings its database
+to this genseal's head first (``genseal.db.ensure_schema``; with ``auto_upgrade=False`` a
+database behind it is refused, and ``genseal db upgrade`` migrates it). A store made before
+migrations is upgraded in place by the baseline revision, which also fills the fingerprint index
+for manifests stored before it and drops the previous band table. Upgrade every process that
+writes to one store together: records an older version adds afterwards may not be indexed.
 
 The audit log is a hash chain. Appending reads the previous hash and writes the next entry, so
 appends must be serialised: the first statement of every append is an UPDATE of a one-row
@@ -44,7 +43,6 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
-    Engine,
     Integer,
     LargeBinary,
     String,
@@ -52,16 +50,13 @@ from sqlalchemy import (
     Text,
     delete,
     insert,
-    inspect,
     select,
-    text,
     update,
 )
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-from genseal.db import make_engine
+from genseal.db import display_url, ensure_schema, make_engine
 from genseal.errors import StoreError
 
 from ._fingerprint import hamming
@@ -79,18 +74,11 @@ __all__ = ["ManifestStore"]
 
 _SCAN_BATCH = 2_000
 _IN_CHUNK = 500  # values per IN (...) list: well under SQLite's bound-parameter limit
-_MIGRATE_BATCH = 20_000
 # Measured at 1 M rows (SQLite): an index probe (with its share of candidates) costs ~1.9 µs,
 # a scanned row ~0.9 µs. Plans with more probes than _CHECK_SIZE_ABOVE (d >= 36) first ask
 # the table's size, and scan when that is cheaper (a small store asked a loose distance).
 _ROWS_PER_PROBE = 2
 _CHECK_SIZE_ABOVE = 10_000
-# Alembic-free schema versioning for now: bump when a table changes shape.
-SCHEMA_VERSION = 3
-_INDEX_COMPONENT = "fingerprint_index"
-# The previous (schema 2) band index: dropped by the migration, see the module docstring.
-_OLD_BANDS_TABLE = "genseal_fingerprint_bands"
-_OLD_BANDS_COMPONENT = "fingerprint_bands"
 
 
 class _Base(DeclarativeBase):
@@ -107,7 +95,7 @@ class _ManifestRow(_Base):
     watermark_payload: Mapped[str] = mapped_column(String(64), index=True)
     fingerprint_alg: Mapped[str] = mapped_column(String(32))
     fingerprint_hex: Mapped[str] = mapped_column(String(128))
-    # Added in schema 2 (nullable: rows from before have none); see _add_missing_columns.
+    # Added after the first release (nullable: rows from before have none).
     fingerprint_crop: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     mime: Mapped[str] = mapped_column(String(64))
     sha256: Mapped[str] = mapped_column(String(64), index=True)
@@ -126,15 +114,6 @@ _prints = Table(
     Column("fp", LargeBinary(32), nullable=False),
     *(Column(f"b{i}", Integer, nullable=False, index=True) for i in range(BANDS)),
 )
-
-
-class _SchemaRow(_Base):
-    """Which additive migrations this database has had."""
-
-    __tablename__ = "genseal_schema"
-
-    component: Mapped[str] = mapped_column(String(64), primary_key=True)
-    version: Mapped[int] = mapped_column(Integer)
 
 
 class _AuditRow(_Base):
@@ -171,22 +150,15 @@ class ManifestStore:
 
     ``ManifestStore("sqlite:////path/genseal.db")`` or a ``postgresql+psycopg://`` URL.
     Safe to share between threads; after ``fork`` the child opens its own connections.
+    A database behind this genseal's schema is migrated on open unless ``auto_upgrade`` is
+    False (then StoreError: run ``genseal db upgrade``).
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, auto_upgrade: bool = True) -> None:
         self._url = url
-        try:
-            parsed = make_url(url)
-        except ArgumentError as exc:
-            raise StoreError(f"invalid database URL {url!r}: {exc}") from exc
-        self._display = parsed.render_as_string(hide_password=True)
+        self._display = display_url(url)
         try:
             self._engine = make_engine(url)
-            _Base.metadata.create_all(self._engine)
-            _add_missing_columns(self._engine)
-            self._sessions = sessionmaker(self._engine, expire_on_commit=False)
-            self._ensure_head()
-            self._migrate_fingerprint_index()
         except ImportError as exc:
             raise StoreError(
                 f"cannot open the manifest store at {self._display}: its database driver is "
@@ -195,6 +167,12 @@ class ManifestStore:
             ) from exc
         except (SQLAlchemyError, OSError) as exc:
             raise StoreError(f"cannot open the manifest store at {self._display}: {exc}") from exc
+        try:
+            ensure_schema(self._engine, auto_upgrade=auto_upgrade)
+        except StoreError:
+            self._engine.dispose()
+            raise
+        self._sessions = sessionmaker(self._engine, expire_on_commit=False)
 
     @property
     def url(self) -> str:
@@ -503,68 +481,6 @@ class ManifestStore:
             raise StoreError(
                 f"the manifest store at {self._display} failed to {doing}: {exc}"
             ) from exc
-
-    def _ensure_head(self) -> None:
-        with self._sessions() as session, session.begin():
-            if session.get(_AuditHead, 1) is not None:
-                return
-        try:
-            with self._sessions() as session, session.begin():
-                session.add(_AuditHead(id=1, seq=0, hash=GENESIS_HASH))
-        except IntegrityError:
-            pass  # another process created it first
-
-    def _migrate_fingerprint_index(self) -> None:
-        """Fill the fingerprint index for manifests stored before it (once per database)."""
-        with self._sessions() as session, session.begin():
-            if session.get(_SchemaRow, _INDEX_COMPONENT) is not None:
-                return
-        try:
-            with self._sessions() as session, session.begin():
-                indexed = select(_prints.c.id)
-                rows = session.execute(
-                    select(_ManifestRow.id, _ManifestRow.fingerprint_hex)
-                    .where(_ManifestRow.id.not_in(indexed))
-                    .execution_options(yield_per=_MIGRATE_BATCH)
-                )
-                for batch in rows.partitions():
-                    prints = [
-                        row
-                        for record_id, stored in batch
-                        if (row := _print_row(record_id, stored)) is not None
-                    ]
-                    if prints:
-                        session.execute(insert(_prints), prints)
-                # The previous band index is stale from now on; an older genseal opening this
-                # store again finds neither it nor its mark, and rebuilds it.
-                session.execute(text(f"DROP TABLE IF EXISTS {_OLD_BANDS_TABLE}"))
-                session.execute(
-                    delete(_SchemaRow).where(_SchemaRow.component == _OLD_BANDS_COMPONENT)
-                )
-                session.add(_SchemaRow(component=_INDEX_COMPONENT, version=1))
-        except IntegrityError:
-            pass  # another process migrated it first
-
-
-def _add_missing_columns(engine: Engine) -> None:
-    """Additive migration: nullable columns added to an existing table since schema 1."""
-    existing = {c["name"] for c in inspect(engine).get_columns(_ManifestRow.__tablename__)}
-    for column in _ManifestRow.__table__.columns:
-        if column.name in existing:
-            continue
-        if not column.nullable:
-            raise StoreError(f"cannot add the required column {column.name!r} to an old store")
-        kind = column.type.compile(dialect=engine.dialect)
-        try:
-            with engine.begin() as connection:
-                connection.execute(
-                    text(
-                        f"ALTER TABLE {_ManifestRow.__tablename__} ADD COLUMN {column.name} {kind}"
-                    )
-                )
-        except SQLAlchemyError:
-            # Another process added it first; anything else shows up on the next statement.
-            pass
 
 
 def _print_row(record_id: str, fingerprint_hex: str) -> dict[str, Any] | None:

@@ -173,8 +173,15 @@ class Baseline(BaseModel):
 class BiasMonitor:
     """Opt-ins and counts in the genseal database (the same URL as the manifest store)."""
 
-    def __init__(self, url: str, *, drift_tvd: float = 0.1, min_images: int = 30) -> None:
-        self._tables = Tables(url, _Base.metadata, "bias monitoring tables")
+    def __init__(
+        self,
+        url: str,
+        *,
+        drift_tvd: float = 0.1,
+        min_images: int = 30,
+        auto_upgrade: bool = True,
+    ) -> None:
+        self._tables = Tables(url, "bias monitoring tables", auto_upgrade=auto_upgrade)
         self._transaction = self._tables.transaction
         self.drift_tvd = drift_tvd
         self.min_images = min_images

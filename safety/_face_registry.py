@@ -4,8 +4,8 @@ Only 128-d face descriptors are stored (as float32), with the name, a note and t
 each photo's bytes (so the same photo is not enrolled twice) — never pixels. A descriptor is not
 a photo, but it is biometric data: the table is the operator's to protect like the audit log.
 
-Tables live in the genseal database (the manifest store's URL, SQLite or PostgreSQL) and are
-created on open. The checks read the registry on every screened image, so it is cached in
+Tables live in the genseal database (the manifest store's URL, SQLite or PostgreSQL), brought
+to its schema on open. The checks read the registry on every screened image, so it is cached in
 memory; a one-row generation counter, bumped in the same transaction as every enrolment and
 removal, tells a reader when to reload. That read doubles as the reachability probe: an
 unreachable registry raises `StoreError` and the check reports an error, never "clean".
@@ -148,8 +148,8 @@ def validate_name(name: str) -> str:
 class FaceRegistry:
     """Protected identities in the genseal database; safe to share between threads."""
 
-    def __init__(self, url: str) -> None:
-        self._tables = Tables(url, _Base.metadata, "protected-identity registry")
+    def __init__(self, url: str, *, auto_upgrade: bool = True) -> None:
+        self._tables = Tables(url, "protected-identity registry", auto_upgrade=auto_upgrade)
         self._transaction = self._tables.transaction
         self._lock = threading.Lock()
         self._snapshot: RegistrySnapshot | None = None

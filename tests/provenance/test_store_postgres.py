@@ -11,6 +11,7 @@ import threading
 import pytest
 from sqlalchemy import text
 
+import genseal.db
 from provenance import ManifestStore
 from tests.provenance.test_store import BASE, _flip, _record
 from tests.provenance.test_store_index import _brute, _neighbourhood
@@ -54,14 +55,19 @@ def test_the_previous_band_table_is_migrated(pg_url: str) -> None:
         store.add(_record("gs_1", BASE))
         store.close()
         # Roll the database back to what the previous release left: its band table and
-        # mark, and no fingerprint index yet.
+        # mark, no fingerprint index yet, and no Alembic revision.
         connection.execute("DROP TABLE genseal_fingerprint_index")
-        connection.execute("DELETE FROM genseal_schema")
+        connection.execute("DROP TABLE alembic_version")
+        connection.execute(
+            "CREATE TABLE genseal_schema (component VARCHAR(64) NOT NULL, version INTEGER "
+            "NOT NULL, PRIMARY KEY (component))"
+        )
         connection.execute(
             "CREATE TABLE genseal_fingerprint_bands (band INTEGER NOT NULL, value INTEGER "
             "NOT NULL, manifest_id VARCHAR(64) NOT NULL, PRIMARY KEY (band, value, manifest_id))"
         )
         connection.execute("INSERT INTO genseal_schema VALUES ('fingerprint_bands', 1)")
+        genseal.db._at_head.clear()  # this process saw the database at head before
         reopened = ManifestStore(pg_url)
         try:
             assert [(r.id, d) for r, d in reopened.nearest(_flip(BASE, 5), 31)] == [("gs_1", 5)]
@@ -73,9 +79,9 @@ def test_the_previous_band_table_is_migrated(pg_url: str) -> None:
                 "SELECT tablename FROM pg_tables WHERE tablename LIKE 'genseal%'"
             )
         }
-        assert "genseal_fingerprint_bands" not in tables
-        marks = set(connection.execute("SELECT component, version FROM genseal_schema"))
-        assert marks == {("fingerprint_index", 1)}
+        assert "genseal_fingerprint_bands" not in tables and "genseal_schema" not in tables
+        revisions = connection.execute("SELECT version_num FROM alembic_version").fetchall()
+        assert revisions == [(genseal.db.head(),)]
 
 
 def test_audit_chain_under_concurrency_and_tampering(pg_url: str) -> None:
