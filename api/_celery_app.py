@@ -18,35 +18,43 @@ a second delivery finds it taken or done, so a job completes once however often 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
+import threading
 import time
 from typing import Any
 
+import structlog
 from celery import Celery
 
 from gen import Settings
 from genseal.errors import QueueError
 
 __all__ = [
-    "COMMON_QUEUE",
     "TASK",
+    "Advertiser",
     "WorkerRegistry",
     "celery_app",
+    "common_queue",
     "model_queue",
     "process_name",
 ]
 
+log = structlog.get_logger("genseal.worker")
+
 TASK = "genseal.run_job"
-#: Jobs any worker can run (sealing an uploaded image needs no model).
-COMMON_QUEUE = "genseal"
-_REGISTRY_PREFIX = "genseal:worker:"
 
 
-def model_queue(model: str) -> str:
+def common_queue(namespace: str) -> str:
+    """Jobs any worker can run (sealing an uploaded image needs no model)."""
+    return namespace
+
+
+def model_queue(namespace: str, model: str) -> str:
     """The queue of jobs for one model: only workers that load it consume it."""
-    return f"genseal.model.{model}"
+    return f"{namespace}.model.{model}"
 
 
 def celery_app(settings: Settings) -> Celery:
@@ -56,7 +64,7 @@ def celery_app(settings: Settings) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         task_ignore_result=True,
-        task_default_queue=COMMON_QUEUE,
+        task_default_queue=common_queue(settings.broker_namespace),
         task_create_missing_queues=True,
         task_serializer="json",
         accept_content=["json"],
@@ -86,21 +94,22 @@ class WorkerRegistry:
     for a model, so a job nobody could run is refused (503) instead of waiting forever.
     """
 
-    def __init__(self, broker_url: str, *, ttl: float = 30.0) -> None:
+    def __init__(self, broker_url: str, namespace: str, *, ttl: float = 30.0) -> None:
         import redis
 
         self.ttl = ttl
+        self._prefix = f"{namespace}:worker:"
         self._redis = redis.Redis.from_url(
             broker_url, socket_connect_timeout=3, socket_timeout=3, health_check_interval=10
         )
         self._cache: tuple[float, dict[str, dict[str, Any]]] | None = None
 
     def advertise(self, name: str, info: dict[str, Any]) -> None:
-        key = _REGISTRY_PREFIX + name
+        key = self._prefix + name
         self._redis.set(key, json.dumps(info), px=int(self.ttl * 1000))
 
     def withdraw(self, name: str) -> None:
-        self._redis.delete(_REGISTRY_PREFIX + name)
+        self._redis.delete(self._prefix + name)
 
     def workers(self, *, max_age: float = 2.0) -> dict[str, dict[str, Any]]:
         """Live workers by name (cached for ``max_age`` seconds)."""
@@ -108,14 +117,14 @@ class WorkerRegistry:
         if self._cache is not None and now - self._cache[0] < max_age:
             return self._cache[1]
         try:
-            keys = list(self._redis.scan_iter(match=_REGISTRY_PREFIX + "*", count=500))
+            keys = list(self._redis.scan_iter(match=self._prefix + "*", count=500))
             values = self._redis.mget(keys) if keys else []
         except Exception as exc:  # redis raises its own tree; all mean "unreachable"
             raise QueueError(f"the job broker is unreachable: {exc}") from exc
         found: dict[str, dict[str, Any]] = {}
         for key, value in zip(keys, values, strict=True):
             if value is not None:
-                name = key.decode()[len(_REGISTRY_PREFIX) :]
+                name = key.decode()[len(self._prefix) :]
                 found[name] = json.loads(value)
         self._cache = (now, found)
         return found
@@ -130,6 +139,33 @@ class WorkerRegistry:
 
     def close(self) -> None:
         self._redis.close()
+
+
+class Advertiser:
+    """Keeps one worker's registry entry alive from a thread, and removes it on stop."""
+
+    def __init__(self, registry: WorkerRegistry, name: str, info: dict[str, Any]) -> None:
+        self.registry, self.name, self.info = registry, name, info
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="genseal-advertise", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        with contextlib.suppress(Exception):  # the broker may be gone; the key expires anyway
+            self.registry.withdraw(self.name)
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self.registry.advertise(self.name, self.info)
+            except Exception as exc:  # the broker may be restarting; keep trying
+                log.warning("could not advertise the worker", error=str(exc))
+            if self._stop.wait(self.registry.ttl / 3):
+                return
 
 
 def process_name(role: str) -> str:

@@ -14,10 +14,10 @@ import threading
 import structlog
 
 from api._celery_app import (
-    COMMON_QUEUE,
     TASK,
     WorkerRegistry,
     celery_app,
+    common_queue,
     model_queue,
     process_name,
 )
@@ -37,7 +37,7 @@ class CeleryQueue:
         self.jobs = jobs
         self.settings = settings
         self.app = celery_app(settings)
-        self.registry = WorkerRegistry(settings.broker_url)
+        self.registry = WorkerRegistry(settings.broker_url, settings.broker_namespace)
         self.name = process_name("api")
         self._stop = threading.Event()
         self._reaper: threading.Thread | None = None
@@ -77,7 +77,8 @@ class CeleryQueue:
             )
 
     def dispatch(self, job_id: str, model: str | None) -> None:
-        queue = COMMON_QUEUE if model is None else model_queue(model)
+        namespace = self.settings.broker_namespace
+        queue = common_queue(namespace) if model is None else model_queue(namespace, model)
         try:
             self.app.send_task(TASK, args=[job_id], queue=queue, retry=True)
         except Exception as exc:  # kombu and redis errors alike: the broker is unreachable

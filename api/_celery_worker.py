@@ -17,8 +17,8 @@ done is a duplicate and does nothing. A database outage puts the task back with 
 
 from __future__ import annotations
 
-import contextlib
 import os
+import socket
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -28,10 +28,11 @@ from celery import Celery, Task
 from celery.signals import worker_process_init, worker_process_shutdown
 
 from api._celery_app import (
-    COMMON_QUEUE,
     TASK,
+    Advertiser,
     WorkerRegistry,
     celery_app,
+    common_queue,
     model_queue,
     process_name,
 )
@@ -42,7 +43,7 @@ from api._worker import execute_job
 from gen import SealedGenerationService, Settings
 from genseal.errors import StoreError
 
-__all__ = ["WorkerProcess", "build_worker_app", "run_worker"]
+__all__ = ["WorkerProcess", "advertiser", "build_worker_app", "run_worker", "worker_queues"]
 
 log = structlog.get_logger("genseal.worker")
 
@@ -60,8 +61,14 @@ class WorkerProcess:
     name: str
 
     @classmethod
-    def build(cls, settings: Settings, models: list[str]) -> WorkerProcess:
-        service = SealedGenerationService(settings)
+    def build(
+        cls,
+        settings: Settings,
+        models: list[str],
+        *,
+        service: SealedGenerationService | None = None,
+    ) -> WorkerProcess:
+        service = service or SealedGenerationService(settings)
         for model in models:
             service.backend(model)  # loaded now, not on the first job
         url = settings.store_url
@@ -90,37 +97,66 @@ class WorkerProcess:
             raise task.retry(countdown=_STORE_RETRY_SECONDS, max_retries=None) from exc
         return f"finished with HTTP {reply.status}"
 
+    @classmethod
+    def from_service(cls, service: SealedGenerationService) -> WorkerProcess:
+        settings = service.settings
+        return cls.build(settings, [], service=service)
+
 
 _process: WorkerProcess | None = None
 _process_lock = threading.Lock()
 
 
-def build_worker_app(settings: Settings, models: list[str]) -> Celery:
+def build_worker_app(
+    settings: Settings, models: list[str], *, process: WorkerProcess | None = None
+) -> Celery:
+    """The worker's Celery app. ``process``: run jobs with it (one process, e.g. a test's
+    service); otherwise each worker process builds its own after the fork."""
     app = celery_app(settings)
 
     def current() -> WorkerProcess:
         global _process
+        if process is not None:
+            return process
         with _process_lock:
             if _process is None:
                 _process = WorkerProcess.build(settings, models)
             return _process
 
-    @app.task(name=TASK, bind=True, acks_late=True, reject_on_worker_lost=True)  # type: ignore[untyped-decorator]
+    # shared=False: a shared task would join every later app, and the first closure would win.
+    @app.task(name=TASK, bind=True, shared=False, acks_late=True, reject_on_worker_lost=True)  # type: ignore[untyped-decorator]
     def run_job(self: Task, job_id: str) -> str:
         return current().run(self, job_id)
 
-    def on_process_init(**_: Any) -> None:
-        _share_cores(settings)
-        current()
+    if process is None:
 
-    def on_process_shutdown(**_: Any) -> None:
-        if _process is not None:
-            _process.jobs.close()
+        def on_process_init(**_: Any) -> None:
+            _share_cores(settings)
+            current()
 
-    # weak=False: the handlers are closures that would otherwise be collected.
-    worker_process_init.connect(on_process_init, weak=False)
-    worker_process_shutdown.connect(on_process_shutdown, weak=False)
+        def on_process_shutdown(**_: Any) -> None:
+            if _process is not None:
+                _process.jobs.close()
+
+        # weak=False: the handlers are closures that would otherwise be collected.
+        worker_process_init.connect(on_process_init, weak=False)
+        worker_process_shutdown.connect(on_process_shutdown, weak=False)
     return app
+
+
+def worker_queues(settings: Settings, models: list[str]) -> list[str]:
+    namespace = settings.broker_namespace
+    return [common_queue(namespace), *(model_queue(namespace, m) for m in models)]
+
+
+def advertiser(settings: Settings, name: str, models: list[str], concurrency: int) -> Advertiser:
+    info = {
+        "models": models,
+        "concurrency": concurrency,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+    }
+    return Advertiser(WorkerRegistry(settings.broker_url, settings.broker_namespace), name, info)
 
 
 def _share_cores(settings: Settings) -> None:
@@ -134,27 +170,8 @@ def run_worker(settings: Settings, models: list[str], *, loglevel: str = "INFO")
     """Run a worker until it is stopped (SIGTERM: finish the jobs in hand, then exit)."""
     app = build_worker_app(settings, models)
     name = process_name("genseal")
-    registry = WorkerRegistry(settings.broker_url)
-    stop = threading.Event()
-    info = {
-        "models": models,
-        "concurrency": settings.worker_concurrency,
-        "host": os.uname().nodename,
-        "pid": os.getpid(),
-    }
-
-    def advertise() -> None:
-        while True:
-            try:
-                registry.advertise(name, info)
-            except Exception as exc:  # the broker may be restarting; keep trying
-                log.warning("could not advertise the worker", error=str(exc))
-            if stop.wait(registry.ttl / 3):
-                return
-
-    advertiser = threading.Thread(target=advertise, name="genseal-advertise", daemon=True)
-    advertiser.start()
-    queues = ",".join([COMMON_QUEUE, *(model_queue(m) for m in models)])
+    advertising = advertiser(settings, name, models, settings.worker_concurrency)
+    advertising.start()
     try:
         app.worker_main(
             [
@@ -162,15 +179,12 @@ def run_worker(settings: Settings, models: list[str], *, loglevel: str = "INFO")
                 f"--loglevel={loglevel}",
                 f"--concurrency={settings.worker_concurrency}",
                 "--pool=prefork",
-                f"--queues={queues}",
+                f"--queues={','.join(worker_queues(settings, models))}",
                 f"--hostname={name}",
                 "--without-gossip",
                 "--without-mingle",
             ]
         )
     finally:
-        stop.set()
-        advertiser.join(5)
-        with contextlib.suppress(Exception):
-            registry.withdraw(name)
-        registry.close()
+        advertising.stop()
+        advertising.registry.close()

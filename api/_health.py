@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, Literal
 
 from cryptography import x509
@@ -37,7 +38,7 @@ __all__ = [
     "signer_not_after",
 ]
 
-CheckName = Literal["model", "checks", "signer", "store", "policy"]
+CheckName = Literal["model", "workers", "checks", "signer", "store", "policy"]
 
 _WARM_UP_PROMPT = "a ceramic figurine of a red fox on a desk"
 _WARM_UP_SIZE = (64, 64)
@@ -83,9 +84,18 @@ class Readiness:
     what failed may heal: weights copied in, a classifier that failed to load transiently.
     """
 
-    def __init__(self, service: SealedGenerationService, *, retry_seconds: float = 30.0) -> None:
+    def __init__(
+        self,
+        service: SealedGenerationService,
+        *,
+        retry_seconds: float = 30.0,
+        workers: Callable[[str], None] | None = None,
+    ) -> None:
         self.service = service
         self.retry_seconds = retry_seconds
+        # With external workers (the celery job backend) the model loads there, not here:
+        # readiness asks instead whether a live worker serves the default model.
+        self._workers = workers
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._attempted = 0.0
@@ -119,7 +129,7 @@ class Readiness:
         that already succeeded are not repeated.
         """
         with self._lock:
-            model_ok = _ok(self._model)
+            model_ok = _ok(self._model) or self._workers is not None
         if not model_ok:
             model = self._load_model()
             with self._lock:
@@ -140,7 +150,9 @@ class Readiness:
         with self._lock:
             model, screener = self._model, self._screener
         checks = [
-            _pending("model", f"loading {self.service.settings.model}")
+            self._served()
+            if self._workers is not None
+            else _pending("model", f"loading {self.service.settings.model}")
             if isinstance(model, _Pending)
             else model,
             _pending("checks", "warming up the safety classifiers")
@@ -153,6 +165,15 @@ class Readiness:
         return ReadinessReport(ready=all(c.ok for c in checks), checks=checks)
 
     # -- the checks ----------------------------------------------------------------------------
+
+    def _served(self) -> ReadinessCheck:
+        spec = self.service.settings.model
+        assert self._workers is not None
+        try:
+            self._workers(spec)
+        except Exception as exc:
+            return _failed("workers", f"no worker runs {spec}", exc)
+        return ReadinessCheck(name="workers", ok=True, detail=f"a live worker serves {spec}")
 
     def _load_model(self) -> ReadinessCheck:
         spec = self.service.settings.model
@@ -309,17 +330,22 @@ def observability_router(
 
 
 def install_observability(
-    app: FastAPI, service: SealedGenerationService, *, metrics: Metrics | None = None
+    app: FastAPI,
+    service: SealedGenerationService,
+    *,
+    metrics: Metrics | None = None,
+    workers: Callable[[str], None] | None = None,
 ) -> tuple[Metrics, Readiness]:
     """Add the metrics middleware, ``/metrics`` and ``/readyz`` to ``app``; warm up at start.
 
     Call it before the app starts serving (Starlette refuses middleware afterwards), e.g. right
-    after building the app. Pass ``metrics`` when parts built earlier already report to it.
+    after building the app. Pass ``metrics`` when parts built earlier already report to it,
+    and ``workers`` (raises when no worker serves a model) when jobs run in other processes.
     The warm-up thread starts when the app's lifespan starts (or at the latest on the first
     ``/readyz``), not here: building an app (tests, ``--help``) must not load a model.
     """
     metrics = metrics if metrics is not None else Metrics()
-    readiness = Readiness(service)
+    readiness = Readiness(service, workers=workers)
     metrics.track_signer_expiry(lambda: _timestamp(signer_not_after(service.identity)))
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.include_router(observability_router(service, metrics, readiness))

@@ -36,6 +36,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    delete,
     func,
     select,
     update,
@@ -240,6 +241,15 @@ class JobStore:
             raise
         return row.id, True
 
+    def discard(self, job_id: str) -> None:
+        """Delete a job that was never handed on (still queued, never claimed)."""
+        with self._transaction("discard the job") as session:
+            session.execute(
+                delete(_JobRow).where(
+                    _JobRow.id == job_id, _JobRow.status == "queued", _JobRow.attempts == 0
+                )
+            )
+
     def _by_key(self, scope: str, key: str, kind: str, request_sha256: str) -> str | None:
         with self._transaction("look up the idempotency key") as session:
             row = session.scalar(
@@ -288,6 +298,41 @@ class JobStore:
                 row = session.get(_JobRow, candidate, populate_existing=True)
                 assert row is not None
                 return _stored(row)
+
+    def claim_id(self, job_id: str, worker: str) -> StoredJob | None:
+        """Take this job if it is queued, or running on a lease that ran out (its worker died);
+        None when it is finished or another worker holds a live lease on it.
+
+        A broker can deliver the same job twice (late acknowledgement after a worker dies):
+        whichever delivery claims first runs it, the other finds it taken or done.
+        """
+        now = _now()
+        with self._transaction("claim the job") as session:
+            row = session.get(_JobRow, job_id, with_for_update=True)
+            if row is None or row.status not in ("queued", "running"):
+                return None
+            if row.status == "running":
+                lease = _utc(row.lease_until)
+                if lease is not None and lease >= now:
+                    return None
+                if row.attempts >= self._max_attempts:
+                    _fail_interrupted(row, now)
+                    return None
+            row.status, row.stage, row.progress = "running", "starting", 0.0
+            row.worker = worker
+            row.attempts += 1
+            row.lease_until = now + self._lease
+            row.started_at = now
+            return _stored(row)
+
+    def lease_left(self, job_id: str) -> float | None:
+        """Seconds until a running job's lease runs out; None when it is not running."""
+        with self._transaction("read the job lease") as session:
+            row = session.get(_JobRow, job_id)
+            if row is None or row.status != "running" or row.lease_until is None:
+                return None
+            left = _utc(row.lease_until) - _now()  # type: ignore[operator]
+            return max(left.total_seconds(), 0.0)
 
     def load(self, job_id: str) -> StoredJob:
         with self._transaction("read the job") as session:
@@ -346,20 +391,7 @@ class JobStore:
                     row.status, row.stage, row.progress = "queued", "queued", 0.0
                     requeued.append(row.id)
                     continue
-                body = {
-                    "error": {
-                        "message": f"the job was interrupted {row.attempts} times; "
-                        "nothing was released",
-                        "type": "server_error",
-                        "param": None,
-                        "code": "job_interrupted",
-                    }
-                }
-                row.status, row.stage, row.progress = "failed", "done", 1.0
-                row.http_status, row.reply_json = 500, json.dumps(body)
-                row.finished_at, row.input_blob = now, None
-                if row.webhook_url and row.asynchronous:
-                    row.webhook_status, row.webhook_next_at = "owed", now
+                _fail_interrupted(row, now)
                 failed.append(row.id)
         return requeued, failed
 
@@ -445,6 +477,23 @@ class JobStore:
                     webhook_next_at=retry_at,
                 )
             )
+
+
+def _fail_interrupted(row: _JobRow, now: dt.datetime) -> None:
+    body = {
+        "error": {
+            "message": f"the job was interrupted {row.attempts} times; nothing was released",
+            "type": "server_error",
+            "param": None,
+            "code": "job_interrupted",
+        }
+    }
+    row.worker, row.lease_until = None, None
+    row.status, row.stage, row.progress = "failed", "done", 1.0
+    row.http_status, row.reply_json = 500, json.dumps(body)
+    row.finished_at, row.input_blob = now, None
+    if row.webhook_url and row.asynchronous:
+        row.webhook_status, row.webhook_next_at = "owed", now
 
 
 def status_of(reply: Reply) -> JobStatus:

@@ -229,7 +229,9 @@ def create_app(
             "`/readyz`, `/metrics`."
         ),
     )
-    _, readiness = install_observability(app, service, metrics=metrics)
+    _, readiness = install_observability(
+        app, service, metrics=metrics, workers=None if runner.inline else runner.check_model
+    )
     app.include_router(verify_page_router())
     app.state.genseal = Components(
         tenants, jobs, files, gatekeeper, operations, runner, webhooks, metrics, readiness

@@ -205,6 +205,12 @@ class Settings(BaseSettings):
         default="redis://127.0.0.1:6379/0",
         description="The Celery broker (Redis) when job_backend is celery.",
     )
+    broker_namespace: str = Field(
+        default="genseal",
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="Prefix of genseal's queues and worker registry keys in the broker, so "
+        "several deployments can share one Redis.",
+    )
     broker_visibility_timeout_seconds: float = Field(
         default=3600.0,
         gt=0,

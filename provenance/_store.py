@@ -211,6 +211,19 @@ class ManifestStore:
                 raise StoreError(f"{what} is already stored") from exc.__cause__
             raise
 
+    def put(self, record: ManifestRecord) -> None:
+        """Store a record, replacing one with the same id (in one transaction).
+
+        For idempotent sealing: a job retried after its worker died seals again under the same
+        manifest id, and only the retry's image is ever delivered, so its record wins.
+        """
+        with self._transaction("store the manifest") as session:
+            session.execute(delete(_prints).where(_prints.c.id == record.id))
+            session.execute(delete(_ManifestRow).where(_ManifestRow.id == record.id))
+            session.execute(insert(_ManifestRow), [record.model_dump()])
+            if (row := _print_row(record.id, record.fingerprint_hex)) is not None:
+                session.execute(insert(_prints), [row])
+
     def get(self, id: str) -> ManifestRecord | None:
         with self._transaction("read a manifest") as session:
             row = session.get(_ManifestRow, id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -36,10 +37,10 @@ POSTGRES_ADMIN_URL = os.environ.get(
 )
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A throwaway PostgreSQL database (GENSEAL_TEST_POSTGRES_URL's server), dropped after the
-    test; skipped, saying why, without psycopg or a server."""
+@contextmanager
+def throwaway_postgres() -> Iterator[str]:
+    """A new PostgreSQL database on GENSEAL_TEST_POSTGRES_URL's server, dropped afterwards;
+    skips, saying why, without psycopg or a server."""
     psycopg = pytest.importorskip("psycopg")
     from sqlalchemy.engine import make_url
 
@@ -56,3 +57,26 @@ def pg_url() -> Iterator[str]:
             yield admin.set(database=name).render_as_string(hide_password=False)
         finally:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A throwaway PostgreSQL database (see ``throwaway_postgres``)."""
+    with throwaway_postgres() as url:
+        yield url
+
+
+REDIS_URL = os.environ.get("GENSEAL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def require_redis() -> str:
+    """The test Redis server's URL; skips, saying why, when none answers."""
+    redis = pytest.importorskip("redis")
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        pytest.skip(f"no Redis server at {REDIS_URL}: {exc}")
+    finally:
+        client.close()
+    return REDIS_URL

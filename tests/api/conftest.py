@@ -1,10 +1,16 @@
-"""A real genseal HTTP server on a free loopback port, shared by the API tests of a module."""
+"""A real genseal HTTP server on a free loopback port, shared by the API tests of a module.
+
+Every such server runs on both job backends (``BACKENDS``): the embedded default (SQLite, the
+in-process worker) and the one at scale (PostgreSQL, a Celery worker on a real Redis broker,
+its queues in a namespace of their own).
+"""
 
 from __future__ import annotations
 
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,8 +21,10 @@ import httpx
 import pytest
 import uvicorn
 
+from api._celery_worker import WorkerProcess, advertiser, build_worker_app, worker_queues
 from api.app import create_app
 from gen import SealedGenerationService, Settings
+from tests.conftest import require_redis, throwaway_postgres
 
 API_KEY = "sk-genseal-test"
 
@@ -42,11 +50,13 @@ def running(app: Any) -> Iterator[str]:
     thread = threading.Thread(target=uv.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    # Ready, not only up: tests must not race the warm-up (model, classifiers, workers).
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"{url}/healthz").status_code == 200:
+            if httpx.get(f"{url}/readyz", timeout=10).status_code == 200:
                 break
+            time.sleep(0.2)
         except httpx.TransportError:
             time.sleep(0.05)
     else:
@@ -58,9 +68,79 @@ def running(app: Any) -> Iterator[str]:
         thread.join(timeout=30)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+BACKENDS = [
+    pytest.param("embedded", id="embedded"),
+    pytest.param("scale", id="scale", marks=pytest.mark.services),
+]
+
+
+@contextmanager
+def backend_settings(settings: Settings, backend: str) -> Iterator[Settings]:
+    """``settings`` for the backend: as given, or on a fresh PostgreSQL database with the
+    Celery job backend on the test Redis."""
+    if backend == "embedded":
+        yield settings
+        return
+    broker = require_redis()
+    with throwaway_postgres() as database:
+        yield settings.model_copy(
+            update={
+                "database_url": database,
+                "job_backend": "celery",
+                "broker_url": broker,
+                "broker_namespace": f"genseal-test-{uuid.uuid4().hex[:8]}",
+            }
+        )
+
+
+@contextmanager
+def celery_worker(service: SealedGenerationService) -> Iterator[None]:
+    """A Celery worker in this process (two threads) running jobs with ``service``."""
+    from celery.contrib.testing.worker import start_worker
+
+    settings = service.settings
+    models = [settings.model]
+    app = build_worker_app(settings, models, process=WorkerProcess.from_service(service))
+    name = f"test-{uuid.uuid4().hex[:6]}@{socket.gethostname()}"
+    advertising = advertiser(settings, name, models, 2)
+    advertising.start()
+    try:
+        with start_worker(
+            app,
+            pool="threads",
+            concurrency=2,
+            perform_ping_check=False,
+            queues=worker_queues(settings, models),
+            hostname=name,
+            loglevel="WARNING",
+            shutdown_timeout=60,
+        ):
+            yield
+    finally:
+        advertising.stop()
+        advertising.registry.close()
+
+
+@contextmanager
+def serving(
+    settings: Settings, **app_options: Any
+) -> Iterator[tuple[str, SealedGenerationService]]:
+    """A service and its HTTP app (and, with the celery backend, a worker) on loopback."""
+    service = SealedGenerationService(settings)
+    app = create_app(service, **app_options)
+    if settings.job_backend != "celery":
+        with running(app) as url:
+            yield url, service
+        return
+    with celery_worker(service), running(app) as url:
+        yield url, service
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
     home: Path = tmp_path_factory.mktemp("api-home")
-    service = SealedGenerationService(Settings(home=home, api_keys=[API_KEY]))
-    with running(create_app(service)) as url:
+    base = Settings(home=home, api_keys=[API_KEY])
+    with backend_settings(base, request.param) as settings, serving(settings) as (url, service):
         yield Server(url=url, service=service)

@@ -22,7 +22,7 @@ from api._tenants import IssuedKey, TenantStore
 from api.app import create_app
 from gen import SealedGenerationService, Settings
 from tests._media import photo
-from tests.api.conftest import running
+from tests.api.conftest import BACKENDS, backend_settings, running, serving
 
 FAST = {"steps": 2, "seed": 11, "size": "256x256"}
 ASYNC = {"Prefer": "respond-async"}
@@ -40,20 +40,22 @@ class Deployment:
         return {"Authorization": f"Bearer {tenant.api_key}", **extra}
 
 
-@pytest.fixture(scope="module")
-def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    settings = Settings(
+@pytest.fixture(scope="module", params=BACKENDS)
+def deployment(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Deployment]:
+    base = Settings(
         home=tmp_path_factory.mktemp("jobs-home"),
         webhook_allow_private=True,  # the receiver below listens on loopback
         webhook_retry_seconds=0.2,
         rate_limit="1000/minute",
     )
-    tenants = TenantStore(settings.store_url)
-    acme, globex = tenants.create("acme"), tenants.create("globex")
-    slow = tenants.create("slow", rate_limit="3/minute")
-    service = SealedGenerationService(settings)
-    with running(create_app(service)) as url:
-        yield Deployment(url, service, acme, globex, slow)
+    with backend_settings(base, request.param) as settings:
+        tenants = TenantStore(settings.store_url)
+        acme, globex = tenants.create("acme"), tenants.create("globex")
+        slow = tenants.create("slow", rate_limit="3/minute")
+        with serving(settings) as (url, service):
+            yield Deployment(url, service, acme, globex, slow)
 
 
 @dataclass
