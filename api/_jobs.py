@@ -325,6 +325,16 @@ class JobStore:
             row.started_at = now
             return _stored(row)
 
+    def release(self, job_id: str, worker: str) -> bool:
+        """Put a job this worker holds back in the queue (a transient failure: it runs again)."""
+        with self._transaction("put the job back") as session:
+            result = session.execute(
+                update(_JobRow)
+                .where(_JobRow.id == job_id, _JobRow.status == "running", _JobRow.worker == worker)
+                .values(status="queued", stage="queued", progress=0.0, worker=None, lease_until=None)
+            )
+            return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
     def lease_left(self, job_id: str) -> float | None:
         """Seconds until a running job's lease runs out; None when it is not running."""
         with self._transaction("read the job lease") as session:

@@ -8,6 +8,7 @@ died are retried after it (or another process) starts, up to ``job_max_attempts`
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -18,6 +19,7 @@ import structlog
 
 from api._jobs import JobStore, Reply, StoredJob
 from api._operations import Operations
+from genseal.errors import StoreError
 
 __all__ = ["JobLostError", "JobRunner", "execute_job"]
 
@@ -75,6 +77,12 @@ def execute_job(
     finally:
         done.set()
         beat.join()
+    if _transient(reply):
+        # The database failed under the job: nothing was released, and the answer is not the
+        # job's to keep. Back in the queue (when the database lets us), to run again.
+        with contextlib.suppress(StoreError):
+            jobs.release(job.id, worker)
+        raise StoreError(f"job {job.id} hit an unavailable database; it will run again")
     if jobs.finish(job.id, worker, reply):
         log.info("job finished", job_id=job.id, status=reply.status, attempt=job.attempts)
         if on_finished is not None:
@@ -84,6 +92,15 @@ def execute_job(
     log.warning("job result discarded: no longer ours", job_id=job.id)
     stored = jobs.reply(job.id)
     return stored if stored is not None else reply
+
+
+def _transient(reply: Reply) -> bool:
+    error = reply.body.get("error")
+    return (
+        reply.status == 503
+        and isinstance(error, dict)
+        and error.get("code") == StoreError.code
+    )
 
 
 class JobRunner:
@@ -163,7 +180,11 @@ class JobRunner:
                 with self._wake:
                     self._wake.wait(self._poll)
                 continue
-            self._execute(job, worker)
+            try:
+                self._execute(job, worker)
+            except StoreError as exc:
+                log.warning("job put back", job_id=job.id, error=str(exc))
+                self._stop.wait(self._poll)
 
     def _execute(self, job: StoredJob, worker: str) -> Reply:
         return execute_job(
