@@ -331,7 +331,9 @@ class JobStore:
             result = session.execute(
                 update(_JobRow)
                 .where(_JobRow.id == job_id, _JobRow.status == "running", _JobRow.worker == worker)
-                .values(status="queued", stage="queued", progress=0.0, worker=None, lease_until=None)
+                .values(
+                    status="queued", stage="queued", progress=0.0, worker=None, lease_until=None
+                )
             )
             return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
