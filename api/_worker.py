@@ -96,11 +96,7 @@ def execute_job(
 
 def _transient(reply: Reply) -> bool:
     error = reply.body.get("error")
-    return (
-        reply.status == 503
-        and isinstance(error, dict)
-        and error.get("code") == StoreError.code
-    )
+    return reply.status == 503 and isinstance(error, dict) and error.get("code") == StoreError.code
 
 
 class JobRunner:
