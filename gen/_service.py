@@ -39,6 +39,7 @@ from gen._sealer import Sealer, SealJob
 from gen._settings import Settings
 from gen._signing import build_signer, configured_identity
 from gen._verification import build_verifier, configured_watermarker, other_watermarkers
+from genseal.db import ensure_schema
 from genseal.errors import GensealError, InputError
 from provenance import (
     AuditEvent,
@@ -94,6 +95,9 @@ class SealedGenerationService:
         on_identity_created: Callable[[SigningIdentity], None] | None = None,
     ) -> None:
         self.settings = settings
+        # First, before any component opens a table: a database behind this genseal is
+        # migrated, or (auto-upgrade off, at scale) refused with what to run.
+        ensure_schema(settings.store_url, auto_upgrade=settings.database_auto_upgrade)
         # A malformed policy is an error here, at start-up, never a silent allow later.
         self.policy_reloader = PolicyReloader(
             settings.policy or default_policy_path(),

@@ -29,7 +29,7 @@ from tests.conftest import throwaway_postgres
 
 pytestmark = pytest.mark.services
 
-LONG = {"size": "512x512", "steps": 40, "seed": 5}  # seconds of generating: time to strike
+LONG = {"size": "256x256", "steps": 40, "seed": 5}  # seconds of generating: time to strike
 SHORT = {"size": "256x256", "steps": 2}
 
 

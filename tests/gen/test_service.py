@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from gen import GenerationRequest, SealedGenerationService, Settings
-from genseal.errors import SigningError, WatermarkError
+from genseal.db import upgrade
+from genseal.errors import SigningError, StoreError, WatermarkError
 from provenance import SealClaim, SignedAsset, WatermarkReading
 from safety import OpenNsfwCheck, Screener, TermListCheck
 from tests._tsa import LocalTsa
@@ -159,3 +160,33 @@ def test_an_image_no_backend_can_mark_is_not_released(service: SealedGenerationS
     [entry] = service.store.audit_entries()
     assert entry.event == "error" and entry.decision["error"] == "watermark_failed"
     assert entry.manifest_id is None
+
+
+def test_with_auto_upgrade_off_a_database_behind_is_refused_at_start(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home", database_auto_upgrade=False)
+    with pytest.raises(StoreError, match="genseal db upgrade"):
+        SealedGenerationService(settings)
+    upgrade(settings.store_url)
+    SealedGenerationService(settings).store.verify_audit_chain()
+
+
+def test_a_retried_request_seals_and_audits_each_image_once(
+    service: SealedGenerationService,
+) -> None:
+    request = GenerationRequest(
+        prompt="a lighthouse", n=2, steps=2, size=(256, 256), seed=3, request_id="job_retried"
+    )
+    first = service.generate(request)
+    again = service.generate(request)  # as a job retried after its worker died
+    ids = [image.manifest_id for image in first.images]
+    assert [image.manifest_id for image in again.images] == ids
+    released = [
+        e.manifest_id
+        for e in service.store.audit_entries(limit=50)
+        if e.event == "released" and e.request_id == "job_retried"
+    ]
+    assert sorted(released) == sorted(ids)
+    for image in again.images:  # the record kept is the retry's, the one delivered
+        record = service.store.get(image.manifest_id)
+        assert record is not None and record.sha256 == image.sha256
+    assert service.store.verify_audit_chain()
