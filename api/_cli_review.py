@@ -41,7 +41,7 @@ def review_list(
     with _errors():
         if status not in ("pending", "approved", "rejected", "all"):
             raise InputError("--status must be pending, approved, rejected or all")
-        store = ReviewStore(_settings().home / "reviews")
+        store = ReviewStore(_settings().store_url)
         reviews = store.list(
             status=None if status == "all" else status,  # type: ignore[arg-type]
             tenant=tenant,

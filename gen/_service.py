@@ -108,7 +108,8 @@ class SealedGenerationService:
         self.screener = _screener_for(
             self.policy_reloader.current.base, settings, self.face_registry
         )
-        self.reviews = ReviewStore(settings.home / "reviews")
+        self.reviews = ReviewStore(settings.store_url)
+        self.reviews.import_directory(settings.home / "reviews")
         # One reviewer decision at a time: two approvals of one image must not seal it twice.
         self._review_lock = threading.Lock()
         self.watermarker: Watermarker = configured_watermarker(settings)

@@ -24,11 +24,13 @@ def target_metadata() -> list[MetaData]:
     from api._files import _Base as Files
     from api._jobs import _Base as Jobs
     from api._tenants import _Base as Tenants
+    from gen._reviews import _Base as Reviews
     from provenance._store import _Base as Store
     from safety._bias_monitor import _Base as BiasMonitor
     from safety._face_registry import _Base as FaceRegistry
 
-    return [base.metadata for base in (Store, Jobs, Tenants, Files, BiasMonitor, FaceRegistry)]
+    bases = (Store, Jobs, Tenants, Files, BiasMonitor, FaceRegistry, Reviews)
+    return [base.metadata for base in bases]
 
 
 def include_name(name: str | None, type_: str, _parents: Any) -> bool:

@@ -96,6 +96,7 @@ def test_upgrade_from_empty_creates_exactly_the_models_schema(url: str) -> None:
         "genseal_face_identities",
         "genseal_face_descriptors",
         "genseal_face_registry_state",
+        "genseal_reviews",
     }
     # Running it again changes nothing.
     assert genseal.db.upgrade(url) == head()
@@ -109,9 +110,10 @@ def test_upgrade_from_empty_creates_exactly_the_models_schema(url: str) -> None:
 def _roll_back_to_before_migrations(url: str) -> None:
     """Make the database what the releases before migrations left: no alembic_version, the audit
     table without ``entry_key`` or the ``manifest_id`` index, manifests not in the fingerprint
-    index, the old band table and the ``genseal_schema`` marks."""
+    index, the old band table and the ``genseal_schema`` marks; no review table."""
     common = (
         "DROP TABLE alembic_version",
+        "DROP TABLE genseal_reviews",  # since revision 0002 (held images were files before)
         "DROP INDEX ix_genseal_audit_manifest_id",
         "DELETE FROM genseal_fingerprint_index",
         "CREATE TABLE genseal_schema (component VARCHAR(64) NOT NULL, "
