@@ -66,20 +66,29 @@ from safety import Baseline, BiasSummary, Explanation, explain, load_baseline
 
 T = TypeVar("T")
 
+# Seconds a client should wait after a 503 (a database or broker outage, no worker yet).
+_RETRY_AFTER_UNAVAILABLE = 5
+
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "Bad input or blocked by content policy."},
     401: {"model": ErrorResponse, "description": "Missing or wrong API key."},
     413: {"model": ErrorResponse, "description": "Upload over the size or pixel limit."},
     429: {"model": ErrorResponse, "description": "Over the rate limit (see Retry-After)."},
     500: {"model": ErrorResponse, "description": "Internal error; nothing was released."},
-    503: {"model": ErrorResponse, "description": "The database is unavailable; retry."},
+    503: {
+        "model": ErrorResponse,
+        "description": "The database is unavailable (`store_unavailable`), or the job broker is, "
+        "or no worker serves the model (`queue_unavailable`); nothing was written. Retry after "
+        "`Retry-After` seconds.",
+    },
 }
 _IMAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
     **_ERRORS,
     202: {
         "model": Job,
         "description": "With `Prefer: respond-async`: the queued job (poll `Location`). "
-        "Without: held for human review (an images response with no images).",
+        "Without: held for human review (an images response with no images), or, on genseal "
+        "workers, the job when it did not finish within the synchronous wait.",
     },
     409: {"model": ErrorResponse, "description": "Idempotency-Key reused for another request."},
 }
@@ -224,7 +233,9 @@ def create_app(
             "`/v1/verify`: 429 with `Retry-After`. **Bias monitoring** (opt-in per tenant): "
             "`GET /v1/bias/summary`. **Async**: `Prefer: respond-async` (or "
             "`async`) → 202 and a job; `webhook` gets the finished job, signed per Standard "
-            "Webhooks. **Idempotency**: the `Idempotency-Key` header. **Auditors**: "
+            "Webhooks. Jobs run in the API process or, at scale, on `genseal worker` processes "
+            "(Celery on Redis, state in PostgreSQL): the same answers either way. "
+            "**Idempotency**: the `Idempotency-Key` header. **Auditors**: "
             "`POST /v1/verify` (no key) and the page at `/verify`. **Operations**: `/healthz`, "
             "`/readyz`, `/metrics`."
         ),
@@ -247,6 +258,8 @@ def create_app(
             headers = {"Retry-After": str(exc.retry_after), "X-RateLimit-Limit": exc.limit}
         if exc.http_status == 401:
             headers = {"WWW-Authenticate": "Bearer"}
+        if exc.http_status == 503:
+            headers = {"Retry-After": str(_RETRY_AFTER_UNAVAILABLE)}
         return JSONResponse(reply.body, reply.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)

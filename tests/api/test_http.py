@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import re
+import time
 
 import httpx
 import openai
@@ -158,3 +159,37 @@ def test_openapi_documents_the_endpoints(server: Server) -> None:
     for path in ("/v1/images/generations", "/v1/images/edits", "/v1/verify", "/v1/seal"):
         assert path in spec["paths"]
     assert httpx.get(f"{server.url}/docs").status_code == 200
+
+
+def test_a_model_nothing_can_run_is_refused_before_anything_is_queued(server: Server) -> None:
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+
+    def jobs() -> int:
+        return len(httpx.get(f"{server.url}/v1/jobs?limit=100", headers=headers).json()["data"])
+
+    before = jobs()
+    answer = httpx.post(
+        f"{server.url}/v1/images/generations",
+        json={"prompt": "a fox", "model": "nobody/has-this", **FAST},
+        headers={**headers, "Prefer": "respond-async"},
+        timeout=60,
+    )
+    if server.service.settings.job_backend == "celery":
+        # No worker serves it: 503 at once, and no job row is left behind.
+        assert answer.status_code == 503, answer.text
+        assert answer.headers["Retry-After"] == "5"
+        error = answer.json()["error"]
+        assert error["code"] == "queue_unavailable"
+        assert "genseal worker --model nobody/has-this" in error["message"]
+        assert jobs() == before
+        return
+    # In-process: the job runs here and fails with the model's own error.
+    assert answer.status_code == 202
+    job_id = answer.json()["id"]
+    deadline = time.monotonic() + 60
+    while (job := httpx.get(f"{server.url}/v1/jobs/{job_id}", headers=headers).json())[
+        "status"
+    ] in ("queued", "running"):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert job["status"] == "failed" and job["error"]["code"] == "model_unavailable"

@@ -220,6 +220,7 @@ def test_postgresql_down_for_seconds_is_503_then_heals_by_itself(scale: Scale) -
                 timeout=60,
             )
             assert refused.status_code == 503, refused.text
+            assert refused.headers["Retry-After"] == "5"
             error = refused.json()["error"]
             assert error["code"] == "store_unavailable"
             assert "database" in error["message"]
