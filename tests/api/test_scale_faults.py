@@ -99,12 +99,12 @@ def job(url: str, s: Scale, job_id: str) -> dict[str, Any]:
     return dict(answer.json())
 
 
-def wait_generating(url: str, s: Scale, job_id: str) -> None:
+def wait_generating(url: str, s: Scale, job_id: str, *, before: float = 0.7) -> None:
     """Until the job is in the middle of generating (where a fault does the most harm)."""
     deadline = time.monotonic() + 180
     while True:
         state = job(url, s, job_id)
-        if state["stage"] == "generating" and 0.1 < state["progress"] < 0.7:
+        if state["stage"] == "generating" and 0.1 < state["progress"] < before:
             return
         assert state["status"] in ("queued", "running"), (state, s.tail())
         assert time.monotonic() < deadline, (state, s.tail())
@@ -182,24 +182,29 @@ def test_a_worker_killed_mid_job_leaves_it_to_another_that_completes_it_once(
 def test_jobs_queued_when_redis_restarts_are_not_lost(scale: Scale) -> None:
     import redis
 
-    with (
-        api(scale.env(), scale.log("api")) as url,
-        worker(scale.env(), scale.log("worker")),
-    ):
+    # Two processes, each with its own models and signer made after the fork.
+    two = scale.env(GENSEAL_WORKER_CONCURRENCY="2")
+    with api(scale.env(), scale.log("api")) as url, worker(two, scale.log("worker")):
         wait_ready(url)
-        running = submit(url, scale, "a harbour in fog", LONG)
-        wait_generating(url, scale, running)
+        running = [submit(url, scale, f"a harbour in fog, take {i}", LONG) for i in range(2)]
+        wait_generating(url, scale, running[0])
+        wait_generating(url, scale, running[1], before=0.85)  # still generating, the two at once
         queued = [submit(url, scale, f"a lighthouse, take {i}", SHORT) for i in range(3)]
         broker = redis.Redis.from_url(scale.redis.url)
-        assert broker.llen("genseal.model.tiny") == 3  # behind the one the worker runs
+        assert broker.llen("genseal.model.tiny") == 3  # behind the two being generated
         broker.close()
 
         scale.redis.kill()  # kill -9: only the append-only file survives
         time.sleep(1)
         scale.redis.start()
 
-        finished = wait_finished(url, scale, [running, *queued])
+        finished = wait_finished(url, scale, [*running, *queued])
         assert_exactly_once(url, scale, finished)
+    engine = create_engine(scale.direct_url)
+    with engine.connect() as connection:
+        processes = connection.execute(text("SELECT DISTINCT worker FROM genseal_jobs")).scalars()
+        assert len(set(processes)) == 2  # both processes sealed (each signer works)
+    engine.dispose()
 
 
 def test_postgresql_down_for_seconds_is_503_then_heals_by_itself(scale: Scale) -> None:
