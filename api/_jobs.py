@@ -36,8 +36,10 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    and_,
     delete,
     func,
+    or_,
     select,
     update,
 )
@@ -304,25 +306,50 @@ class JobStore:
         None when it is finished or another worker holds a live lease on it.
 
         A broker can deliver the same job twice (late acknowledgement after a worker dies):
-        whichever delivery claims first runs it, the other finds it taken or done.
+        whichever delivery claims first runs it, the other finds it taken or done. The claim
+        is one conditional UPDATE, so it holds on SQLite too (which ignores FOR UPDATE).
         """
         now = _now()
+        claimable = or_(
+            _JobRow.status == "queued",
+            and_(_JobRow.status == "running", _JobRow.lease_until < now),
+        )
         with self._transaction("claim the job") as session:
-            row = session.get(_JobRow, job_id, with_for_update=True)
+            row = session.get(_JobRow, job_id)
             if row is None or row.status not in ("queued", "running"):
                 return None
-            if row.status == "running":
-                lease = _utc(row.lease_until)
-                if lease is not None and lease >= now:
-                    return None
-                if row.attempts >= self._max_attempts:
+            if row.status == "running" and row.attempts >= self._max_attempts:
+                # Interrupted as often as allowed: fail it, if its lease did run out.
+                failing = session.execute(
+                    update(_JobRow)
+                    .where(_JobRow.id == job_id, claimable, _JobRow.status == "running")
+                    .values(status="failed")
+                    # SQL decides; evaluating the lease in Python trips on SQLite's naive times.
+                    .execution_options(synchronize_session=False)
+                )
+                if failing.rowcount == 1:  # type: ignore[attr-defined]
+                    row = session.get(_JobRow, job_id, populate_existing=True)
+                    assert row is not None
                     _fail_interrupted(row, now)
-                    return None
-            row.status, row.stage, row.progress = "running", "starting", 0.0
-            row.worker = worker
-            row.attempts += 1
-            row.lease_until = now + self._lease
-            row.started_at = now
+                return None
+            taken = session.execute(
+                update(_JobRow)
+                .where(_JobRow.id == job_id, claimable)
+                .values(
+                    status="running",
+                    stage="starting",
+                    progress=0.0,
+                    worker=worker,
+                    attempts=_JobRow.attempts + 1,
+                    lease_until=now + self._lease,
+                    started_at=now,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            if taken.rowcount != 1:  # type: ignore[attr-defined]
+                return None
+            row = session.get(_JobRow, job_id, populate_existing=True)
+            assert row is not None
             return _stored(row)
 
     def release(self, job_id: str, worker: str) -> bool:
@@ -365,21 +392,28 @@ class JobStore:
 
     def finish(self, job_id: str, worker: str, reply: Reply) -> bool:
         """Store the answer; False (and nothing written) when the job is no longer ours."""
-        status = status_of(reply)
         now = _now()
         with self._transaction("store the job result") as session:
-            row = session.get(_JobRow, job_id, with_for_update=True)
-            if row is None or row.status != "running" or row.worker != worker:
+            # Conditional, so that a worker whose lease was taken over cannot overwrite.
+            stored = session.execute(
+                update(_JobRow)
+                .where(_JobRow.id == job_id, _JobRow.status == "running", _JobRow.worker == worker)
+                .values(
+                    status=status_of(reply),
+                    stage="done",
+                    progress=1.0,
+                    http_status=reply.status,
+                    reply_json=json.dumps(reply.body),
+                    finished_at=now,
+                    lease_until=None,
+                    # The input is no longer needed; do not keep people's photos.
+                    input_blob=None,
+                )
+            )
+            if stored.rowcount != 1:  # type: ignore[attr-defined]
                 return False
-            row.status = status
-            row.stage = "done"
-            row.progress = 1.0
-            row.http_status = reply.status
-            row.reply_json = json.dumps(reply.body)
-            row.finished_at = now
-            row.lease_until = None
-            row.input_blob = None  # the input is no longer needed; do not keep people's photos
-            if row.webhook_url and row.asynchronous:
+            row = session.get(_JobRow, job_id, populate_existing=True)
+            if row is not None and row.webhook_url and row.asynchronous:
                 row.webhook_status = "owed"
                 row.webhook_next_at = now
             return True
@@ -443,25 +477,45 @@ class JobStore:
 
     # -- webhook outbox ----------------------------------------------------------------------
 
-    def due_webhooks(self, limit: int) -> list[PendingWebhook]:
+    def due_webhooks(self, limit: int, *, claim_seconds: float = 60.0) -> list[PendingWebhook]:
+        """Deliveries due now, claimed for ``claim_seconds``: API replicas polling the same
+        database each get other rows (``SKIP LOCKED``), and a replica that dies mid-delivery
+        leaves its claim to run out, after which another delivers."""
         now = _now()
-        with self._transaction("read due webhooks") as session:
+        with self._transaction("claim due webhooks") as session:
             rows = session.scalars(
                 select(_JobRow)
                 .where(_JobRow.webhook_status == "owed", _JobRow.webhook_next_at <= now)
                 .order_by(_JobRow.webhook_next_at)
                 .limit(limit)
-            )
-            return [
-                PendingWebhook(
-                    job_id=row.id,
-                    tenant=row.scope or None,
-                    url=row.webhook_url or "",
-                    attempts=row.webhook_attempts,
-                    body=_job(row).model_dump_json(exclude={"webhook"}),
+                .with_for_update(skip_locked=True)
+            ).all()
+            due = []
+            for row in rows:
+                # Conditional: on SQLite (no row locks) two pollers may read the same row,
+                # and only the one whose update still finds it due takes it.
+                claimed = session.execute(
+                    update(_JobRow)
+                    .where(
+                        _JobRow.id == row.id,
+                        _JobRow.webhook_status == "owed",
+                        _JobRow.webhook_next_at <= now,
+                    )
+                    .values(webhook_next_at=now + dt.timedelta(seconds=claim_seconds))
+                    .execution_options(synchronize_session=False)
                 )
-                for row in rows
-            ]
+                if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                    continue
+                due.append(
+                    PendingWebhook(
+                        job_id=row.id,
+                        tenant=row.scope or None,
+                        url=row.webhook_url or "",
+                        attempts=row.webhook_attempts,
+                        body=_job(row).model_dump_json(exclude={"webhook"}),
+                    )
+                )
+            return due
 
     def record_webhook(
         self,
