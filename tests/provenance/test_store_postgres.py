@@ -112,3 +112,45 @@ def test_audit_chain_under_concurrency_and_tampering(pg_url: str) -> None:
     finally:
         for store in stores:
             store.close()
+
+
+def _append_from_a_process(url: str, writer: int, count: int) -> None:
+    store = ManifestStore(url)
+    try:
+        for i in range(count):
+            # Every writer also records the same shared outcomes, as retried jobs would.
+            store.append_audit(
+                "released",
+                request_id=f"p{writer}-{i}",
+                tenant="t",
+                decision={"i": i},
+                entry_key=f"shared/{i % 5}" if i % 2 else None,
+            )
+    finally:
+        store.close()
+
+
+def test_processes_appending_at_once_keep_one_chain_and_each_key_once(pg_url: str) -> None:
+    """Appends are serialised in the database (a row lock on the chain's head), not in a
+    Python lock: separate processes, as API replicas and workers are, extend one chain."""
+    import multiprocessing
+
+    genseal.db.upgrade(pg_url)
+    context = multiprocessing.get_context("spawn")
+    processes = [
+        context.Process(target=_append_from_a_process, args=(pg_url, n, 20)) for n in range(4)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(120)
+        assert process.exitcode == 0
+    store = ManifestStore(pg_url)
+    try:
+        assert store.verify_audit_chain()
+        entries = store.audit_entries(1000)
+        # 4 writers x 10 unkeyed appends, and the 5 shared keys once each.
+        assert len(entries) == 4 * 10 + 5
+        assert [e.seq for e in entries] == list(range(45, 0, -1))
+    finally:
+        store.close()
