@@ -421,8 +421,9 @@ def bench(
         str,
         typer.Argument(
             help="seal, checks, watermark, verify, sign, generate, robustness, store, faces, "
-            "bias (the probe's attribute estimators) or load (for load, --runs is the duration "
-            "in seconds)."
+            "bias (the probe's attribute estimators), load (for load, --runs is the duration "
+            "in seconds) or scale (celery workers 1/2/4 and the queue's overhead; --runs is "
+            "the jobs per worker count)."
         ),
     ],
     runs: Annotated[int, typer.Option(min=1, help="Measured runs.")] = 20,

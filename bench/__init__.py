@@ -31,6 +31,7 @@ BENCHMARKS: dict[str, Callable[[int], dict[str, Any]]] = {
         "prompts",
         "faces",
         "bias",
+        "scale",
     )
 }
 
