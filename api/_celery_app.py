@@ -24,6 +24,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import structlog
@@ -38,6 +39,7 @@ __all__ = [
     "WorkerRegistry",
     "celery_app",
     "common_queue",
+    "finished_channel",
     "model_queue",
     "process_name",
 ]
@@ -55,6 +57,11 @@ def common_queue(namespace: str) -> str:
 def model_queue(namespace: str, model: str) -> str:
     """The queue of jobs for one model: only workers that load it consume it."""
     return f"{namespace}.model.{model}"
+
+
+def finished_channel(namespace: str) -> str:
+    """Where workers announce finished jobs (Redis pub/sub), so waiting requests wake at once."""
+    return f"{namespace}:finished"
 
 
 def celery_app(settings: Settings) -> Celery:
@@ -99,6 +106,7 @@ class WorkerRegistry:
 
         self.ttl = ttl
         self._prefix = f"{namespace}:worker:"
+        self._finished = finished_channel(namespace)
         self._redis = redis.Redis.from_url(
             broker_url, socket_connect_timeout=3, socket_timeout=3, health_check_interval=10
         )
@@ -136,6 +144,27 @@ class WorkerRegistry:
             for model in info.get("models", []):
                 served[model] = served.get(model, 0) + int(info.get("concurrency", 1))
         return served
+
+    def announce_finished(self, job_id: str) -> None:
+        """Tell waiting API replicas a job's answer is stored (best effort: they also poll)."""
+        try:
+            self._redis.publish(self._finished, job_id)
+        except Exception as exc:  # redis raises its own tree; a missed notice costs a poll
+            log.warning("could not announce a finished job", job_id=job_id, error=str(exc))
+
+    def finished_jobs(self, stop: threading.Event) -> Iterator[str]:
+        """Ids of jobs workers announce as finished, until ``stop`` (reconnecting as needed)."""
+        while not stop.is_set():
+            try:
+                pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(self._finished)
+                while not stop.is_set():
+                    message = pubsub.get_message(timeout=1.0)
+                    if message is not None and isinstance(message.get("data"), bytes):
+                        yield message["data"].decode()
+            except Exception as exc:  # the broker restarting: subscribe again shortly
+                log.warning("lost the finished-jobs channel", error=str(exc))
+                stop.wait(1.0)
 
     def close(self) -> None:
         self._redis.close()

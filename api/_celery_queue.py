@@ -3,12 +3,15 @@
 The API side only publishes, routes and watches: it checks that a live worker serves the
 requested model before it accepts a job, publishes the job's id to that model's queue, and
 runs a reaper that puts jobs whose worker stopped renewing the lease back in the queue and
-publishes them again. Workers (``api._celery_worker``) claim the row, run it and store the
-answer; the API reads answers from the job table.
+publishes them again. Workers (``api._celery_worker``) claim the row, run it, store the answer
+and announce it on a Redis channel; the API reads answers from the job table, and a request
+waiting for one wakes on the announcement instead of polling on a timer.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 
 import structlog
@@ -40,18 +43,48 @@ class CeleryQueue:
         self.registry = WorkerRegistry(settings.broker_url, settings.broker_namespace)
         self.name = process_name("api")
         self._stop = threading.Event()
-        self._reaper: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
+        # Requests waiting for a job's answer, woken when a worker announces it.
+        self._waiters: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
+        self._waiters_lock = threading.Lock()
 
     def start(self) -> None:
         self._stop.clear()
-        self._reaper = threading.Thread(target=self._reap, name="genseal-reaper", daemon=True)
-        self._reaper.start()
+        self._threads = [
+            threading.Thread(target=self._reap, name="genseal-reaper", daemon=True),
+            threading.Thread(target=self._listen, name="genseal-finished", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
         self._stop.set()
-        if self._reaper is not None:
-            self._reaper.join(timeout)
+        for thread in self._threads:
+            thread.join(timeout)
         self.registry.close()
+
+    async def finished(self, job_id: str, timeout: float) -> None:
+        event = asyncio.Event()
+        waiter = (asyncio.get_running_loop(), event)
+        with self._waiters_lock:
+            self._waiters.setdefault(job_id, []).append(waiter)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), timeout)
+        finally:
+            with self._waiters_lock:
+                waiting = self._waiters.get(job_id, [])
+                if waiter in waiting:
+                    waiting.remove(waiter)
+                if not waiting:
+                    self._waiters.pop(job_id, None)
+
+    def _listen(self) -> None:
+        for job_id in self.registry.finished_jobs(self._stop):
+            with self._waiters_lock:
+                waiting = list(self._waiters.get(job_id, []))
+            for loop, event in waiting:
+                loop.call_soon_threadsafe(event.set)
 
     def worker_name(self, index: int | str) -> str:
         return f"{self.name}/{index}"

@@ -58,6 +58,7 @@ class WorkerProcess:
     service: SealedGenerationService
     jobs: JobStore
     operations: Operations
+    registry: WorkerRegistry
     name: str
 
     @classmethod
@@ -78,7 +79,9 @@ class WorkerProcess:
         files = ImageFiles(
             url, load_secret(settings.home, "url-signing.key"), settings.image_url_ttl_seconds
         )
-        return cls(service, jobs, Operations(service, files), process_name("worker"))
+        registry = WorkerRegistry(settings.broker_url, settings.broker_namespace)
+        operations = Operations(service, files)
+        return cls(service, jobs, operations, registry, process_name("worker"))
 
     def run(self, task: Task, job_id: str) -> str:
         lease = self.service.settings.job_lease_seconds
@@ -92,6 +95,7 @@ class WorkerProcess:
                     raise task.retry(countdown=left + 1.0, max_retries=None)
                 return "done already"
             reply = execute_job(self.jobs, self.operations, job, self.name, lease)
+            self.registry.announce_finished(job_id)
         except StoreError as exc:
             log.warning("database unavailable; job put back", job_id=job_id, error=str(exc))
             raise task.retry(countdown=_STORE_RETRY_SECONDS, max_retries=None) from exc
@@ -137,6 +141,7 @@ def build_worker_app(
         def on_process_shutdown(**_: Any) -> None:
             if _process is not None:
                 _process.jobs.close()
+                _process.registry.close()
 
         # weak=False: the handlers are closures that would otherwise be collected.
         worker_process_init.connect(on_process_init, weak=False)

@@ -41,6 +41,10 @@ class JobQueue(Protocol):
 
     def worker_name(self, index: int | str) -> str: ...
 
+    async def finished(self, job_id: str, timeout: float) -> None:
+        """Return when the job may have finished (a worker said so), or after ``timeout``."""
+        ...
+
     def run_inline(self, job_id: str, worker: str) -> Reply:
         """Run a job this thread already holds (only when ``inline``)."""
         ...

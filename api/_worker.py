@@ -8,6 +8,7 @@ died are retried after it (or another process) starts, up to ``job_max_attempts`
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import socket
@@ -151,6 +152,10 @@ class JobRunner:
 
     def dispatch(self, job_id: str, model: str | None) -> None:
         self.notify()
+
+    async def finished(self, job_id: str, timeout: float) -> None:
+        """Jobs a caller waits for run inline here; nothing to be told."""
+        await asyncio.sleep(timeout)
 
     def notify(self) -> None:
         """A job was queued: wake a worker now rather than at its next poll."""

@@ -12,7 +12,6 @@ app built here.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import json
@@ -349,7 +348,7 @@ def create_app(
             return JSONResponse(reply.body, reply.status)
         if created or not runner.inline:
             # A worker elsewhere runs it: wait for the answer it stores.
-            stored = await _wait_for_reply(jobs, job_id, settings.sync_timeout_seconds)
+            stored = await _wait_for_reply(jobs, runner, job_id, settings.sync_timeout_seconds)
             if stored is None:
                 job = jobs.get(job_id, who.tenant)
                 headers = {"Location": f"/v1/jobs/{job_id}"}
@@ -803,16 +802,18 @@ def create_app(
     return app
 
 
-async def _wait_for_reply(jobs: JobStore, job_id: str, timeout: float) -> Reply | None:
-    """The stored answer of a job a worker runs, polling with backoff; None past ``timeout``."""
+async def _wait_for_reply(
+    jobs: JobStore, queue: JobQueue, job_id: str, timeout: float
+) -> Reply | None:
+    """The stored answer of a job a worker runs; None past ``timeout``. Woken by the queue's
+    "finished" notice, with a read every second besides (a notice can be missed)."""
     deadline = time.monotonic() + timeout
-    delay = 0.02
     while True:
         stored = await _in_thread(jobs.reply, job_id)
-        if stored is not None or time.monotonic() >= deadline:
+        left = deadline - time.monotonic()
+        if stored is not None or left <= 0:
             return stored
-        await asyncio.sleep(min(delay, max(deadline - time.monotonic(), 0)))
-        delay = min(delay * 1.5, 0.5)
+        await queue.finished(job_id, min(left, 1.0))
 
 
 def _request_digest(
