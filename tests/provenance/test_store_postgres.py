@@ -55,8 +55,9 @@ def test_the_previous_band_table_is_migrated(pg_url: str) -> None:
         store.add(_record("gs_1", BASE))
         store.close()
         # Roll the database back to what the previous release left: its band table and
-        # mark, no fingerprint index yet, and no Alembic revision.
+        # mark, no fingerprint index yet, no review table, and no Alembic revision.
         connection.execute("DROP TABLE genseal_fingerprint_index")
+        connection.execute("DROP TABLE genseal_reviews")
         connection.execute("DROP TABLE alembic_version")
         connection.execute(
             "CREATE TABLE genseal_schema (component VARCHAR(64) NOT NULL, version INTEGER "
