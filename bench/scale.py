@@ -30,9 +30,9 @@ watermark accepts), 2 steps.
    favouring one backend. ``queue_overhead_ms`` is the celery median minus the in-process
    median (``queue_overhead_min_ms``: the same for the fastest runs, less sensitive to other
    load on the machine): publishing the job to Redis, the worker's claim of the job row in
-   PostgreSQL, storing the reply there, and the API polling the store for the reply with a
-   backoff that starts at 20 ms and grows by 1.5x (20, 30, 45, 67 ms ...), so a reply waits on
-   average about half a poll interval; PostgreSQL in place of SQLite is in it too, and the
+   PostgreSQL, storing the reply there, and the worker's notice on a Redis channel that wakes
+   the waiting request (which also reads the job table every second); PostgreSQL in place of
+   SQLite is in it too, and the
    generation itself runs in another process (torch threads and caches of its own). For
    reference, ``async_job_ms`` is the same request sent async, one job at a time (the servers
    in turn), as ``finished_at - created_at`` (in-process: the API's own worker threads).
