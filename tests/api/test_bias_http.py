@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from api.app import create_app
 from gen import SealedGenerationService, Settings
 from genseal.errors import CheckError
 from tests._media import photo
+from tests.api.conftest import BACKENDS, backend_settings, celery_worker
 
 FEMALE = {"gender": {"female": 0.9, "male": 0.1}}
 MALE = {"gender": {"female": 0.2, "male": 0.8}}
@@ -41,15 +43,20 @@ def _baseline(path: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     root = tmp_path_factory.mktemp("bias-http")
     baseline = _baseline(root / "results.json")
-    service = SealedGenerationService(Settings(home=root / "home", bias_baseline=baseline))
-    app = create_app(service)
-    keys = {name: app.state.genseal.tenants.create(name).api_key for name in ("acme", "beta")}
-    service.bias_monitor.enable("acme")
-    with TestClient(app) as client:
+    base = Settings(home=root / "home", bias_baseline=baseline)
+    with backend_settings(base, request.param) as settings, ExitStack() as stack:
+        service = SealedGenerationService(settings)
+        app = create_app(service)
+        keys = {name: app.state.genseal.tenants.create(name).api_key for name in ("acme", "beta")}
+        service.bias_monitor.enable("acme")
+        if settings.job_backend == "celery":
+            # Counted where the image is released (a worker), read through the API.
+            stack.enter_context(celery_worker(service))
+        client = stack.enter_context(TestClient(app))
         yield Api(
             client,
             service,

@@ -7,6 +7,7 @@ import hashlib
 import shutil
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from gen import SealedGenerationService, Settings
 from safety import default_policy_path
+from tests.api.conftest import BACKENDS, backend_settings, celery_worker
 
 REVIEWER_KEY, CONSENT_KEY, OTHER_KEY = "sk-review", "sk-consent", "sk-other"
 BODY = {"prompt": "a red fox", "size": "256x256", "seed": 5, "steps": 2}
@@ -46,16 +48,23 @@ def policy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory, policy_dir: Path) -> Iterator[TestClient]:
-    settings = Settings(
+@pytest.fixture(scope="module", params=BACKENDS)
+def client(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, policy_dir: Path
+) -> Iterator[TestClient]:
+    base = Settings(
         home=tmp_path_factory.mktemp("home"),
         policy=policy_dir / "default.yaml",
         api_keys=[REVIEWER_KEY, CONSENT_KEY, OTHER_KEY],
         policy_reload_seconds=0.1,
     )
-    with TestClient(create_app(SealedGenerationService(settings))) as test_client:
-        yield test_client
+    with backend_settings(base, request.param) as settings:
+        service = SealedGenerationService(settings)
+        with ExitStack() as stack:
+            if settings.job_backend == "celery":
+                # Images held by a worker, reviewed through the API: the queue is shared.
+                stack.enter_context(celery_worker(service))
+            yield stack.enter_context(TestClient(create_app(service)))
 
 
 def test_a_held_image_is_queued_approved_then_fetched_sealed(client: TestClient) -> None:
