@@ -44,7 +44,8 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
 
 from genseal.db import Tables
 from genseal.errors import ConflictError, NotFoundError, StoreError
@@ -281,25 +282,10 @@ class JobStore:
                 )
                 if candidate is None:
                     return None
-                now = _now()
                 # Conditional: of two workers that saw the same row, one gets it.
-                taken = session.execute(
-                    update(_JobRow)
-                    .where(_JobRow.id == candidate, _JobRow.status == "queued")
-                    .values(
-                        status="running",
-                        stage="starting",
-                        worker=worker,
-                        attempts=_JobRow.attempts + 1,
-                        lease_until=now + self._lease,
-                        started_at=now,
-                    )
-                )
-                if taken.rowcount != 1:  # type: ignore[attr-defined]
-                    continue
-                row = session.get(_JobRow, candidate, populate_existing=True)
-                assert row is not None
-                return _stored(row)
+                job = self._take(session, candidate, worker, _JobRow.status == "queued")
+                if job is not None:
+                    return job
 
     def claim_id(self, job_id: str, worker: str) -> StoredJob | None:
         """Take this job if it is queued, or running on a lease that ran out (its worker died);
@@ -332,25 +318,33 @@ class JobStore:
                     assert row is not None
                     _fail_interrupted(row, now)
                 return None
-            taken = session.execute(
-                update(_JobRow)
-                .where(_JobRow.id == job_id, claimable)
-                .values(
-                    status="running",
-                    stage="starting",
-                    progress=0.0,
-                    worker=worker,
-                    attempts=_JobRow.attempts + 1,
-                    lease_until=now + self._lease,
-                    started_at=now,
-                )
-                .execution_options(synchronize_session=False)
+            return self._take(session, job_id, worker, claimable)
+
+    def _take(
+        self, session: Session, job_id: str, worker: str, claimable: ColumnElement[bool]
+    ) -> StoredJob | None:
+        """Make the job ours if it is still ``claimable`` (one conditional UPDATE)."""
+        now = _now()
+        taken = session.execute(
+            update(_JobRow)
+            .where(_JobRow.id == job_id, claimable)
+            .values(
+                status="running",
+                stage="starting",
+                progress=0.0,
+                worker=worker,
+                attempts=_JobRow.attempts + 1,
+                lease_until=now + self._lease,
+                started_at=now,
             )
-            if taken.rowcount != 1:  # type: ignore[attr-defined]
-                return None
-            row = session.get(_JobRow, job_id, populate_existing=True)
-            assert row is not None
-            return _stored(row)
+            # SQL decides; evaluating a lease in Python trips on SQLite's naive times.
+            .execution_options(synchronize_session=False)
+        )
+        if taken.rowcount != 1:  # type: ignore[attr-defined]
+            return None
+        row = session.get(_JobRow, job_id, populate_existing=True)
+        assert row is not None
+        return _stored(row)
 
     def release(self, job_id: str, worker: str) -> bool:
         """Put a job this worker holds back in the queue (a transient failure: it runs again)."""

@@ -106,17 +106,7 @@ class ReviewStore:
             existing = session.get(_ReviewRow, review_id, with_for_update=True)
             if existing is not None:
                 return _review(existing)
-            session.add(
-                _ReviewRow(
-                    id=review.id,
-                    status=review.status,
-                    tenant=review.tenant,
-                    created_at=review.created_at,
-                    record=review.model_dump_json(),
-                    candidate=image_png,
-                    ingredient=ingredient,
-                )
-            )
+            session.add(_row(review, candidate=image_png, ingredient=ingredient))
         return review
 
     def get(self, review_id: str) -> ReviewRecord:
@@ -211,12 +201,8 @@ class ReviewStore:
             with self._transaction("import a review") as session:
                 if session.get(_ReviewRow, review.id) is None:
                     session.add(
-                        _ReviewRow(
-                            id=review.id,
-                            status=review.status,
-                            tenant=review.tenant,
-                            created_at=review.created_at,
-                            record=review.model_dump_json(),
+                        _row(
+                            review,
                             candidate=data["png"],
                             ingredient=data["input"],
                             sealed=data["sealed"],
@@ -235,6 +221,25 @@ class ReviewStore:
         if row is None:
             raise NotFoundError(f"no review {review_id}")
         return row  # type: ignore[no-any-return]
+
+
+def _row(
+    review: ReviewRecord,
+    *,
+    candidate: bytes | None,
+    ingredient: bytes | None,
+    sealed: bytes | None = None,
+) -> _ReviewRow:
+    return _ReviewRow(
+        id=review.id,
+        status=review.status,
+        tenant=review.tenant,
+        created_at=review.created_at,
+        record=review.model_dump_json(),
+        candidate=candidate,
+        ingredient=ingredient,
+        sealed=sealed,
+    )
 
 
 def _review(row: _ReviewRow) -> ReviewRecord:

@@ -203,18 +203,23 @@ def _known(revision: str) -> bool:
         return False
 
 
-@contextlib.contextmanager
-def _opened(url: str) -> Iterator[Engine]:
+def open_engine(url: str, what: str = "database") -> Engine:
+    """``make_engine``, its failures as StoreError naming ``what`` and the URL."""
     display = display_url(url)
     try:
-        engine = make_engine(url)
+        return make_engine(url)
     except ImportError as exc:
         raise StoreError(
-            f"cannot open the database at {display}: its driver is not installed ({exc})",
+            f"cannot open the {what} at {display}: its database driver is not installed ({exc})",
             hint="for PostgreSQL install genseal[scale]",
         ) from exc
     except (SQLAlchemyError, OSError) as exc:
-        raise StoreError(f"cannot open the database at {display}: {exc}") from exc
+        raise StoreError(f"cannot open the {what} at {display}: {exc}") from exc
+
+
+@contextlib.contextmanager
+def _opened(url: str) -> Iterator[Engine]:
+    engine = open_engine(url)
     try:
         yield engine
     finally:
@@ -404,16 +409,7 @@ class Tables:
 
     def __init__(self, url: str, what: str, *, auto_upgrade: bool = True) -> None:
         self.display = display_url(url)
-        try:
-            self.engine = make_engine(url)
-        except ImportError as exc:
-            raise StoreError(
-                f"cannot open the {what} at {self.display}: its database driver is not "
-                f"installed ({exc})",
-                hint="for PostgreSQL install genseal[scale]",
-            ) from exc
-        except (SQLAlchemyError, OSError) as exc:
-            raise StoreError(f"cannot open the {what} at {self.display}: {exc}") from exc
+        self.engine = open_engine(url, what)
         try:
             ensure_schema(self.engine, auto_upgrade=auto_upgrade)
         except StoreError:

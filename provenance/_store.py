@@ -33,7 +33,6 @@ The head also records the last hash, so removing entries from the end is detecte
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 from collections.abc import Iterator
@@ -53,10 +52,10 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from genseal.db import display_url, ensure_schema, make_engine
+from genseal.db import Tables
 from genseal.errors import StoreError
 
 from ._fingerprint import hamming
@@ -155,31 +154,16 @@ class ManifestStore:
     """
 
     def __init__(self, url: str, *, auto_upgrade: bool = True) -> None:
-        self._url = url
-        self._display = display_url(url)
-        try:
-            self._engine = make_engine(url)
-        except ImportError as exc:
-            raise StoreError(
-                f"cannot open the manifest store at {self._display}: its database driver is "
-                f"not installed ({exc})",
-                hint="for PostgreSQL install genseal[scale]",
-            ) from exc
-        except (SQLAlchemyError, OSError) as exc:
-            raise StoreError(f"cannot open the manifest store at {self._display}: {exc}") from exc
-        try:
-            ensure_schema(self._engine, auto_upgrade=auto_upgrade)
-        except StoreError:
-            self._engine.dispose()
-            raise
-        self._sessions = sessionmaker(self._engine, expire_on_commit=False)
+        self._tables = Tables(url, "manifest store", auto_upgrade=auto_upgrade)
+        self._display = self._tables.display
+        self._transaction = self._tables.transaction
 
     @property
     def url(self) -> str:
         return self._display
 
     def close(self) -> None:
-        self._engine.dispose()
+        self._tables.close()
 
     # -- manifests ---------------------------------------------------------------------------
 
@@ -484,16 +468,6 @@ class ManifestStore:
             return None
 
     # -- plumbing ----------------------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def _transaction(self, doing: str) -> Iterator[Session]:
-        try:
-            with self._sessions() as session, session.begin():
-                yield session
-        except SQLAlchemyError as exc:
-            raise StoreError(
-                f"the manifest store at {self._display} failed to {doing}: {exc}"
-            ) from exc
 
 
 def _print_row(record_id: str, fingerprint_hex: str) -> dict[str, Any] | None:

@@ -1,6 +1,6 @@
-"""Real processes for fault injection at scale: a Redis server of the test's own (so it can be
-killed and restarted), a TCP proxy that cuts PostgreSQL off and back, ``genseal serve`` and
-``genseal worker`` with the celery job backend."""
+"""Real processes for fault injection: a Redis server of the test's own (so it can be killed
+and restarted), a TCP proxy that cuts PostgreSQL off and back, ``genseal serve`` and
+``genseal worker`` (the celery job backend, or the embedded one)."""
 
 from __future__ import annotations
 
@@ -222,6 +222,13 @@ def worker(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
 
 @contextmanager
 def api(env: dict[str, str], log: Path) -> Iterator[str]:
+    with serve(env, log) as (url, _):
+        yield url
+
+
+@contextmanager
+def serve(env: dict[str, str], log: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``genseal serve`` on a free port, up (``/healthz``); its URL and process."""
     port = free_port()
     process = _genseal(["serve", "--port", str(port)], env, log)
     url = f"http://127.0.0.1:{port}"
@@ -236,7 +243,7 @@ def api(env: dict[str, str], log: Path) -> Iterator[str]:
                 time.sleep(0.1)
         else:
             raise AssertionError("genseal serve did not start")
-        yield url
+        yield url, process
     finally:
         stop_group(process, 30)
 

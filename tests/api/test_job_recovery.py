@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,17 +21,11 @@ import httpx
 
 from api._tenants import TenantStore
 from gen import Settings
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests._scale import serve
 
 
 @contextmanager
 def genseal_serve(home: Path, log: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    port = _free_port()
     env = {
         **os.environ,
         "GENSEAL_HOME": str(home),
@@ -41,43 +34,8 @@ def genseal_serve(home: Path, log: Path) -> Iterator[tuple[str, subprocess.Popen
         "GENSEAL_JOB_LEASE_SECONDS": "8",
         "GENSEAL_LOG_LEVEL": "debug",
     }
-    with log.open("ab") as sink:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "from api.cli import main; main()",
-                "serve",
-                "--port",
-                str(port),
-            ],
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            assert process.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"{url}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            raise AssertionError("genseal serve did not start")
-        yield url, process
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                # A graceful stop waits for the job in hand; on a loaded machine that can take
-                # longer than the test cares to wait, and what it checks is already done.
-                process.kill()
-                process.wait(10)
+    with serve(env, log) as running:
+        yield running
 
 
 def test_a_job_running_when_its_server_is_killed_completes_after_restart(tmp_path: Path) -> None:
