@@ -343,3 +343,28 @@ def test_identity_problems(template_home: Path, tmp_path: Path) -> None:
     ]
     for problem in identity_problems(dataclasses.replace(identity, private_key_pem=b"junk")):
         assert problem.startswith("the signing key in") and "junk" not in problem
+
+
+@pytest.mark.services
+def test_at_scale_readiness_waits_for_a_worker_that_serves_the_default_model(
+    tmp_path: Path,
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from tests.api.conftest import backend_settings, celery_worker
+
+    with backend_settings(Settings(home=tmp_path / "home"), "scale") as settings:
+        service = SealedGenerationService(settings)
+        with TestClient(create_app(service)) as client:
+            body = client.get("/readyz").json()
+            checks = {c["name"]: c for c in body["checks"]}
+            assert body["ready"] is False and "model" not in checks  # none is loaded here
+            assert not checks["workers"]["ok"]
+            assert "no genseal worker is running" in checks["workers"]["detail"]
+            with celery_worker(service):
+                deadline = time.monotonic() + 30
+                while not (answer := client.get("/readyz")).json()["ready"]:
+                    assert time.monotonic() < deadline, answer.json()
+                    time.sleep(0.3)  # the registry is read at most every 2 s
+                workers = {c["name"]: c for c in answer.json()["checks"]}["workers"]
+                assert workers["ok"] and "tiny" in workers["detail"]
