@@ -65,15 +65,13 @@ from safety import (
     Policy,
     PolicyReloader,
     PolicySet,
-    PromptCheck,
     ProtectedIdentityCheck,
     RealPersonCheck,
     Screener,
-    SemanticPromptCheck,
     Stage,
-    TermListCheck,
     default_policy_path,
     face_analyzer,
+    prompt_checks_for,
 )
 
 log = structlog.get_logger("genseal.service")
@@ -702,9 +700,7 @@ def _screener_for(policy: Policy, settings: Settings, registry: FaceRegistry) ->
     """The checks every request goes through. CLIP and NudeNet join only when configured: a
     sexual-content check that cannot run reports not_checked, and the fail-closed rules block
     an output on that."""
-    prompt_checks: list[PromptCheck] = [TermListCheck.from_policy(policy)]
-    if policy.prompt_concepts:
-        prompt_checks.append(SemanticPromptCheck.from_policy(policy))
+    prompt_checks = prompt_checks_for(policy)
     image_checks: list[ImageCheck] = [
         OpenNsfwCheck.from_policy(policy),
         MinorsFaceCheck.from_policy(policy),

@@ -37,11 +37,12 @@ from ._nudenet import NudeNetCheck
 from ._policy import Policy, PolicyEngine, RuleResult, default_policy_path
 from ._policy_explain import Explanation, explain
 from ._policy_lint import lint_policy
-from ._policy_model import Action, Decision, Rule, Severity, ShadowOutcome, policy_json_schema
+from ._policy_model import Action, Decision, HarmCategory, Rule, Severity, ShadowOutcome, policy_json_schema
 from ._policy_replay import ReplayChange, ReplayReport, replay_decisions
 from ._policy_set import PolicyReloader, PolicySet
 from ._policy_tests import CaseResult, run_policy_tests
 from ._policy_yaml import PolicyProblem
+from ._prompt_checks import prompt_checks_for
 from ._prompt_semantic import SemanticPromptCheck
 from ._prompt_terms import TermListCheck
 from ._screener import Screener
@@ -71,6 +72,7 @@ __all__ = [
     "FaceAnalyzer",
     "FaceAttributes",
     "FaceRegistry",
+    "HarmCategory",
     "Finding",
     "IdentityMatch",
     "ImageAttributes",
@@ -114,6 +116,7 @@ __all__ = [
     "load_baseline",
     "load_prompt_set",
     "policy_json_schema",
+    "prompt_checks_for",
     "prompt_metrics",
     "replay_decisions",
     "run_policy_tests",

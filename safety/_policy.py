@@ -47,6 +47,7 @@ from ._policy_eval import (
 from ._policy_model import (
     Action,
     Decision,
+    HarmCategory,
     PolicySpec,
     Rule,
     RuleError,
@@ -325,6 +326,7 @@ class Policy:
             action=action,
             stage=stage,
             rule=rule.id if rule is not None else None,
+            category=HarmCategory.UNSCREENED if errors else (rule.category if rule else None),
             severity=severity,
             message=message,
             reason=reason,

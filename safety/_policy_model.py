@@ -20,6 +20,7 @@ __all__ = [
     "DEFAULT_PRECEDENCE",
     "Action",
     "Decision",
+    "HarmCategory",
     "PolicySpec",
     "Rule",
     "RuleError",
@@ -51,6 +52,25 @@ DEFAULT_PRECEDENCE: tuple[Action, ...] = (
     Action.FLAG,
     Action.ALLOW,
 )
+
+
+class HarmCategory(StrEnum):
+    """What a decision was about, as users, auditors and the benchmarks count it.
+
+    A rule names the harm it enforces (`category:`), so a block carries the right category and
+    message: gore is `violence`, not `self_harm`. Finding categories are the signals rules
+    combine (a prompt naming a minor is a signal, not a harm); these are the outcomes.
+    """
+
+    SEXUAL = "sexual"
+    SEXUAL_MINORS = "sexual_minors"
+    VIOLENCE = "violence"
+    SELF_HARM = "self_harm"
+    HATE = "hate"
+    ILLEGAL = "illegal"
+    REAL_PERSON = "real_person"
+    PROTECTED_IDENTITY = "protected_identity"
+    UNSCREENED = "unscreened"  # fail closed: a check or condition could not run
 
 
 class Severity(StrEnum):
@@ -93,6 +113,10 @@ class Rule(BaseModel):
         description="CEL condition over findings, request, stage and thresholds; a bool.",
     )
     action: Action
+    category: HarmCategory | None = Field(
+        default=None,
+        description="The harm this rule enforces; a decision by the rule carries it.",
+    )
     severity: Severity | None = Field(
         default=None, description="Recorded with the decision; default follows the action."
     )
@@ -123,6 +147,7 @@ class RuleOverride(BaseModel):
     stage: Stage | None = None
     when: str | None = Field(default=None, min_length=1)
     action: Action | None = None
+    category: HarmCategory | None = None
     severity: Severity | None = None
     mode: Literal["enforce", "shadow"] | None = None
     message: str | None = None
@@ -298,6 +323,9 @@ class Decision(BaseModel):
     action: Action
     stage: Stage
     rule: str | None = Field(description="The deciding rule's id; None when the default applied.")
+    category: HarmCategory | None = Field(
+        default=None, description="The harm the deciding rule enforces (its `category`)."
+    )
     severity: Severity = Severity.INFO
     message: str | None = Field(default=None, description="User-facing text.")
     reason: str | None = Field(default=None, description="Audit-log text.")

@@ -1,0 +1,23 @@
+"""The prompt checks a policy asks for, built in one place for the service, CLI and benchmarks."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ._checks import PromptCheck
+from ._prompt_semantic import SemanticPromptCheck
+from ._prompt_terms import TermListCheck
+
+if TYPE_CHECKING:
+    from ._policy import Policy
+
+__all__ = ["prompt_checks_for"]
+
+
+def prompt_checks_for(policy: Policy) -> list[PromptCheck]:
+    """Every prompt check `policy` configures, in the order findings are reported: the term
+    lists, then the semantic check when the policy lists concepts."""
+    checks: list[PromptCheck] = [TermListCheck.from_policy(policy)]
+    if policy.prompt_concepts:
+        checks.append(SemanticPromptCheck.from_policy(policy))
+    return checks
