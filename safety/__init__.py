@@ -37,7 +37,15 @@ from ._nudenet import NudeNetCheck
 from ._policy import Policy, PolicyEngine, RuleResult, default_policy_path
 from ._policy_explain import Explanation, explain
 from ._policy_lint import lint_policy
-from ._policy_model import Action, Decision, HarmCategory, Rule, Severity, ShadowOutcome, policy_json_schema
+from ._policy_model import (
+    Action,
+    Decision,
+    HarmCategory,
+    Rule,
+    Severity,
+    ShadowOutcome,
+    policy_json_schema,
+)
 from ._policy_replay import ReplayChange, ReplayReport, replay_decisions
 from ._policy_set import PolicyReloader, PolicySet
 from ._policy_tests import CaseResult, run_policy_tests
@@ -72,8 +80,8 @@ __all__ = [
     "FaceAnalyzer",
     "FaceAttributes",
     "FaceRegistry",
-    "HarmCategory",
     "Finding",
+    "HarmCategory",
     "IdentityMatch",
     "ImageAttributes",
     "ImageCheck",
