@@ -36,9 +36,11 @@ __all__ = [
     "SPLITS",
     "PromptRow",
     "bucket_of",
+    "category_of",
     "datasets_dir",
     "load",
     "load_role",
+    "missing_files",
     "split_of_bucket",
 ]
 
@@ -133,8 +135,21 @@ def split_of_bucket(bucket: int) -> str:
     return next(name for name, buckets in SPLITS.items() if bucket in buckets)
 
 
+def category_of(name: str) -> str:
+    """A dataset category name (`violence_gore`, ...) as a decision category (`violence`); a
+    name without one (`unmapped`, or empty) is returned as it is."""
+    return _CATEGORY_OF.get(name, name)
+
+
 def datasets_dir() -> Path:
     return Path(os.environ.get("GENSEAL_DATASETS_DIR", str(DATASETS_DIR)))
+
+
+def missing_files(roles: Iterable[str] = tuple(ROLES), directory: Path | None = None) -> list[Path]:
+    """The files `roles` read that are not under the datasets directory."""
+    folder = directory or datasets_dir()
+    names = dict.fromkeys(name for role in roles for name, _ in ROLES[role])
+    return [folder / name for name in names if not (folder / name).is_file()]
 
 
 def _read(path: Path) -> Iterator[dict[str, str]]:
