@@ -77,6 +77,33 @@ def test_a_batch_equals_one_text_at_a_time(encoder: SentenceEncoder) -> None:
     np.testing.assert_allclose(many, batched[picks], atol=1e-5)
 
 
+def test_blas_runs_on_one_thread_only_while_encoding(
+    encoder: SentenceEncoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def blas_threads() -> set[int]:
+        # numpy's own BLAS (torch, once imported by another test, brings its own).
+        return {
+            i["num_threads"]
+            for i in threadpoolctl.threadpool_info()
+            if i["user_api"] == "blas" and "numpy" in i["filepath"]
+        }
+
+    before = blas_threads()
+    during: list[set[int]] = []
+    forward = encoder._forward
+
+    def spy(*args: Any) -> Any:
+        during.append(blas_threads())
+        return forward(*args)
+
+    monkeypatch.setattr(encoder, "_forward", spy)
+    encoder.encode(["a red fox"])
+    assert during == [{1}]
+    assert blas_threads() == before
+
+
 def test_no_texts_give_no_rows(encoder: SentenceEncoder) -> None:
     assert encoder.encode([]).shape == (0, 384)
 
