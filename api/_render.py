@@ -8,15 +8,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from api._render_report import render_report, render_report_summary
 from gen import GenerationResult, ScreenResult
 from safety import Finding
 
 __all__ = [
     "findings_table",
     "render_generation",
-    "render_report",
-    "render_report_summary",
     "render_screen",
 ]
 

@@ -206,10 +206,21 @@ def screen(
     from api._render import render_screen
 
     with _errors():
-        data = _read_file(image, "image") if image else None
-        result = _service(policy=policy).screen(
-            prompt=prompt, image_bytes=data, tenant=tenant, purpose=purpose
-        )
+        if image is None:
+            # A prompt alone needs only the policy and its prompt checks: no store, signing
+            # identity or image model (seconds of start-up for one prompt).
+            from gen._screening import screen_prompt
+
+            result = screen_prompt(
+                _settings(policy=policy), prompt or "", tenant=tenant, purpose=purpose
+            )
+        else:
+            result = _service(policy=policy).screen(
+                prompt=prompt,
+                image_bytes=_read_file(image, "image"),
+                tenant=tenant,
+                purpose=purpose,
+            )
         if as_json:
             _dump(result.model_dump(mode="json"))
         else:

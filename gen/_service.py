@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, cast
 
@@ -35,6 +35,7 @@ from gen._requests import (
     WithheldImage,
 )
 from gen._reviews import ReviewRecord, ReviewStore
+from gen._screening import decide_input, screen
 from gen._sealer import Sealer, SealJob
 from gen._settings import Settings
 from gen._signing import build_signer, configured_identity
@@ -177,7 +178,7 @@ class SealedGenerationService:
                     findings += self.screener.screen_images([input_image], Stage.INPUT)
             policy = self.policies.for_tenant(request.tenant)
             context = self._context(request, input_image is not None)
-            decision, decided_on = self._decide_input(policy, findings, context)
+            decision, decided_on = decide_input(policy, findings, context)
             if decision.blocked:
                 return self._blocked(
                     request_id, request.tenant, decision, decided_on, context, timings
@@ -288,7 +289,7 @@ class SealedGenerationService:
             findings = prompt_findings + image_findings
             input_decision: Decision | None = None
             if prompt:
-                input_decision, decided_on = self._decide_input(policy, prompt_findings, context)
+                input_decision, decided_on = decide_input(policy, prompt_findings, context)
                 if input_decision.blocked:
                     return self._blocked(
                         request_id, tenant, input_decision, decided_on, context, timings
@@ -329,9 +330,6 @@ class SealedGenerationService:
         has_consent: bool = False,
     ) -> ScreenResult:
         """Findings and the decision on them, without generating or recording anything."""
-        if not prompt and image_bytes is None:
-            raise InputError("give a prompt, an image, or both to screen")
-        findings: list[Finding] = self.screener.screen_prompt(prompt) if prompt else []
         image = None
         if image_bytes is not None:
             image = decode_image(
@@ -339,19 +337,15 @@ class SealedGenerationService:
                 max_bytes=self.settings.max_upload_bytes,
                 max_pixels=self.settings.max_image_pixels,
             )
-            findings += self.screener.screen_images([image], Stage.INPUT)
-        context = {
-            "tenant": tenant or "",
-            "purpose": purpose or "",
-            "model": "",
-            "has_input_image": image is not None,
-            "preset": "",
-            "n": 1,
-            "operation": "screen",
-            "has_consent": has_consent,
-        }
-        decision, _ = self._decide_input(self.policies.for_tenant(tenant), findings, context)
-        return ScreenResult(request_id=_new_id(), decision=decision, findings=findings)
+        return screen(
+            self.screener,
+            self.policies,
+            prompt=prompt,
+            image=image,
+            tenant=tenant,
+            purpose=purpose,
+            has_consent=has_consent,
+        )
 
     def verifier(self, extra_anchors_pem: bytes = b"") -> Verifier:
         return build_verifier(
@@ -413,20 +407,6 @@ class SealedGenerationService:
             "consent": request.consent.model_dump() if request.consent else {},
             "request_sha256": request.digest(),
         }
-
-    def _decide_input(
-        self, policy: Policy, findings: Sequence[Finding], context: dict[str, Any]
-    ) -> tuple[Decision, list[Finding]]:
-        """Decide before generating: on the prompt, then on prompt and input image together.
-        Returns the decision and the findings it was taken on (what the audit log records)."""
-        prompt_findings = [f for f in findings if f.stage is Stage.PROMPT]
-        decision = policy.decide(
-            prompt_findings, Stage.PROMPT, {**context, "stage": Stage.PROMPT.value}
-        )
-        if decision.blocked or not context.get("has_input_image"):
-            return decision, prompt_findings
-        both = list(findings)
-        return policy.decide(both, Stage.INPUT, {**context, "stage": Stage.INPUT.value}), both
 
     def _ingredient(self, request: GenerationRequest) -> IngredientSpec | None:
         if request.image is None:

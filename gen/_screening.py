@@ -1,0 +1,97 @@
+"""Screening without generating: the findings on a prompt and an input image, and the decision
+the policy takes on them before anything would be generated.
+
+`SealedGenerationService.screen` and `generate` decide through `decide_input`; `screen_prompt`
+is the same screen for a prompt alone, built from only what that needs (the policy set and the
+prompt checks it configures), so `genseal screen --prompt` opens no store, creates no signing
+identity and loads no image model. Screening records nothing: no audit entry, no review.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from gen._requests import ScreenResult
+from genseal.errors import InputError
+from safety import (
+    Decision,
+    Finding,
+    Policy,
+    PolicySet,
+    Screener,
+    Stage,
+    default_policy_path,
+    prompt_checks_for,
+)
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from gen._settings import Settings
+
+__all__ = ["decide_input", "screen", "screen_prompt"]
+
+
+def decide_input(
+    policy: Policy, findings: Sequence[Finding], context: dict[str, Any]
+) -> tuple[Decision, list[Finding]]:
+    """Decide before generating: on the prompt, then on prompt and input image together.
+    Returns the decision and the findings it was taken on (what the audit log records)."""
+    prompt_findings = [f for f in findings if f.stage is Stage.PROMPT]
+    decision = policy.decide(
+        prompt_findings, Stage.PROMPT, {**context, "stage": Stage.PROMPT.value}
+    )
+    if decision.blocked or not context.get("has_input_image"):
+        return decision, prompt_findings
+    both = list(findings)
+    return policy.decide(both, Stage.INPUT, {**context, "stage": Stage.INPUT.value}), both
+
+
+def screen(
+    screener: Screener,
+    policies: PolicySet,
+    *,
+    prompt: str | None = None,
+    image: Image.Image | None = None,
+    tenant: str | None = None,
+    purpose: str | None = None,
+    has_consent: bool = False,
+) -> ScreenResult:
+    """The findings of `screener` on a prompt and a decoded input image, and the decision of
+    the tenant's policy on them."""
+    if not prompt and image is None:
+        raise InputError("give a prompt, an image, or both to screen")
+    findings: list[Finding] = screener.screen_prompt(prompt) if prompt else []
+    if image is not None:
+        findings += screener.screen_images([image], Stage.INPUT)
+    context = {
+        "tenant": tenant or "",
+        "purpose": purpose or "",
+        "model": "",
+        "has_input_image": image is not None,
+        "preset": "",
+        "n": 1,
+        "operation": "screen",
+        "has_consent": has_consent,
+    }
+    decision, _ = decide_input(policies.for_tenant(tenant), findings, context)
+    return ScreenResult(request_id=uuid.uuid4().hex, decision=decision, findings=findings)
+
+
+def screen_prompt(
+    settings: Settings,
+    prompt: str,
+    *,
+    tenant: str | None = None,
+    purpose: str | None = None,
+    has_consent: bool = False,
+) -> ScreenResult:
+    """`SealedGenerationService(settings).screen(prompt=...)` without the service: the same
+    policy files, prompt checks and decision."""
+    policies = PolicySet.load(settings.policy or default_policy_path(), settings.policy_tenants_dir)
+    screener = Screener(prompt_checks=prompt_checks_for(policies.base), image_checks=[])
+    return screen(
+        screener, policies, prompt=prompt, tenant=tenant, purpose=purpose, has_consent=has_consent
+    )
