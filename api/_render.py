@@ -58,7 +58,9 @@ def render_generation(console: Console, result: GenerationResult, paths: list[Pa
         )
     else:
         console.print(
-            f"[bold red]blocked[/] by rule [bold]{decision.rule or 'default'}[/]"
+            "[bold red]blocked[/]"
+            + (f" ({decision.category.value})" if decision.category else "")
+            + f" by rule [bold]{decision.rule or 'default'}[/]"
             f" ({decision.stage.value}): {decision.message or 'blocked by policy'}"
         )
     findings = list(result.findings)
@@ -94,6 +96,7 @@ def render_screen(console: Console, result: ScreenResult) -> None:
     style = "bold red" if result.decision.blocked else "bold green"
     console.print(
         f"[{style}]{result.decision.action.value}[/]"
+        + (f" ({result.decision.category.value})" if result.decision.category else "")
         + (f" by rule {result.decision.rule}" if result.decision.rule else "")
         + (f": {result.decision.message}" if result.decision.message else "")
     )

@@ -6,6 +6,7 @@ import io
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -35,12 +36,13 @@ def measure(fn: Callable[[], Any], runs: int, warmup: int = 2) -> dict[str, floa
 
 
 def machine() -> dict[str, Any]:
-    import torch
-
+    # Only a benchmark that already runs torch reports its threads: importing it here would
+    # add seconds to the ones (prompt screening) that never need it.
+    torch = sys.modules.get("torch")
     return {
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": torch.get_num_threads() if torch is not None else None,
         "platform": platform.platform(),
     }
 

@@ -51,6 +51,8 @@ from ._policy_set import PolicyReloader, PolicySet
 from ._policy_tests import CaseResult, run_policy_tests
 from ._policy_yaml import PolicyProblem
 from ._prompt_checks import prompt_checks_for
+from ._prompt_classifier import PromptClassifierCheck, prompt_features
+from ._prompt_language import LanguageCheck
 from ._prompt_semantic import SemanticPromptCheck
 from ._prompt_terms import TermListCheck
 from ._screener import Screener
@@ -85,6 +87,7 @@ __all__ = [
     "IdentityMatch",
     "ImageAttributes",
     "ImageCheck",
+    "LanguageCheck",
     "LikenessCheck",
     "MinorsFaceCheck",
     "MonitoredTenant",
@@ -97,6 +100,7 @@ __all__ = [
     "PolicySet",
     "ProbePrompt",
     "PromptCheck",
+    "PromptClassifierCheck",
     "PromptMetrics",
     "PromptSet",
     "ProtectedIdentityCheck",
@@ -125,6 +129,7 @@ __all__ = [
     "load_prompt_set",
     "policy_json_schema",
     "prompt_checks_for",
+    "prompt_features",
     "prompt_metrics",
     "replay_decisions",
     "run_policy_tests",

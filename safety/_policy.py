@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from genseal.errors import PolicyError
 
-from ._findings import Category, Finding, Stage
+from ._findings import Category, Finding, Stage, cel_findings
 from ._policy_eval import (
     MACRO_VAR,
     VARIABLES,
@@ -174,6 +174,20 @@ class Policy:
         return {c: list(d) for c, d in source.prompt_concepts.items()}
 
     @property
+    def prompt_term_exceptions(self) -> list[str]:
+        source = self.base.spec if self.base is not None else self.spec
+        return list(source.prompt_term_exceptions)
+
+    @property
+    def prompt_classifier(self) -> str | None:
+        """`builtin`, a model directory (relative to the base policy's file), or None."""
+        source = self.base if self.base is not None else self
+        value = source.spec.prompt_classifier
+        if value is None or value == "builtin" or Path(value).is_absolute():
+            return value
+        return str(source.path.parent / value)
+
+    @property
     def thresholds(self) -> dict[str, float]:
         merged = dict(self.base.thresholds) if self.base is not None else {}
         merged.update(self.spec.thresholds)
@@ -241,7 +255,7 @@ class Policy:
     ) -> tuple[Decision, list[RuleResult]]:
         stage = Stage(stage)
         facts = request_facts(request, stage)
-        context = cel_context([f.as_cel() for f in findings], stage, facts, self.thresholds)
+        context = cel_context(cel_findings(list(findings)), stage, facts, self.thresholds)
         results: list[RuleResult] = []
         for rule in self._rules:
             if rule.stage is not None and rule.stage is not stage:

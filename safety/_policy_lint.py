@@ -51,7 +51,7 @@ def lint_policy(path: str | Path) -> list[PolicyProblem]:
     except OSError:
         lines = LineIndex("")
     locations = _rule_locations(policy)
-    contexts = _contexts(policy.thresholds)
+    contexts = _contexts(policy.thresholds, _check_names(policy))
     fires = {rule.id: _firing(policy, rule.id, contexts) for rule in policy.rules}
     rank = {action: i for i, action in enumerate(policy.spec.precedence)}
 
@@ -120,7 +120,24 @@ def _normal(expression: str) -> str:
     return re.sub(r"\s+", "", expression)
 
 
-def _contexts(thresholds: dict[str, float]) -> list[tuple[Stage, cel.Context]]:
+_CHECK_NAME = re.compile(
+    r"\.check\s*==\s*[\"']([^\"']+)[\"']|[\"']([^\"']+)[\"']\s*==\s*\w+\.check\b"
+)
+
+
+def _check_names(policy: Policy) -> tuple[str, ...]:
+    """The check names conditions compare with (`f.check == "prompt_classifier"`): samples come
+    from each of them, or a rule about one check's findings would never fire on a sample."""
+    names = {"sample"}
+    for rule in policy.rules:
+        for match in _CHECK_NAME.finditer(rule.when):
+            names.add(match.group(1) or match.group(2))
+    return tuple(sorted(names))
+
+
+def _contexts(
+    thresholds: dict[str, float], checks: tuple[str, ...] = ("sample",)
+) -> list[tuple[Stage, cel.Context]]:
     # Built once per file: converting the variables dominates the cost of evaluating.
     scores = tuple(sorted({0.0, 0.5, 1.0, *(v for v in thresholds.values() if 0 <= v <= 1)}))
     return [
@@ -135,7 +152,7 @@ def _contexts(thresholds: dict[str, float]) -> list[tuple[Stage, cel.Context]]:
                 }
             ),
         )
-        for stage, findings, request in _samples(scores)
+        for stage, findings, request in _samples(scores, checks)
     ]
 
 
@@ -161,10 +178,12 @@ def _firing(
 
 @cache
 def _samples(
-    scores: tuple[float, ...],
+    scores: tuple[float, ...], checks: tuple[str, ...] = ("sample",)
 ) -> tuple[tuple[Stage, list[dict[str, Any]], dict[str, Any]], ...]:
     """Sample inputs: request variants on the empty and all-kinds finding sets; single
-    findings (every category, state, earlier-or-same stage, score) on a plain request."""
+    findings (every category, state, earlier-or-same stage, score) on a plain request; and
+    every pair of categories flagged together at one stage, by every check a condition names
+    (compositional rules need two findings: a minor and sexual content)."""
     requests = [
         {"has_input_image": image, "has_consent": consent, "n": n}
         for image in (False, True)
@@ -203,12 +222,24 @@ def _samples(
                         # lone finding reads as shadowed by the fail-closed rules.
                         screened = [_finding(Category.SEXUAL, CheckState.CLEAN, s, 0) for s in seen]
                         samples.append((stage, [single, *screened], plain))
+        screened = [_finding(Category.SEXUAL, CheckState.CLEAN, s, 0) for s in seen]
+        categories = list(Category)
+        for i, first in enumerate(categories):
+            for second in categories[i:]:
+                flagged = [
+                    _finding(category, CheckState.FLAGGED, stage, 1.0, check)
+                    for category in dict.fromkeys((first, second))
+                    for check in checks
+                ]
+                samples.append((stage, [*flagged, *screened], plain))
     return tuple(samples)
 
 
-def _finding(category: Category, state: CheckState, stage: Stage, score: float) -> dict[str, Any]:
+def _finding(
+    category: Category, state: CheckState, stage: Stage, score: float, check: str = "sample"
+) -> dict[str, Any]:
     return Finding(
-        check="sample",
+        check=check,
         check_version="0",
         category=category,
         stage=stage,

@@ -191,6 +191,17 @@ class PolicySpec(BaseModel):
         "(thresholds.semantic_similarity, or semantic_similarity_<category>). A category "
         "with no concepts is left to the term lists.",
     )
+    prompt_term_exceptions: list[str] = Field(
+        default_factory=list,
+        description="Phrases the term lists ignore, for words that are harmless in them "
+        '("naked mole rat", "blood orange"); matched like terms, never by the classifier.',
+    )
+    prompt_classifier: str | None = Field(
+        default=None,
+        description="The trained prompt classifier: `builtin` (the model shipped with genseal) "
+        "or a model directory (relative to this file). Its thresholds are the model's unless "
+        "`thresholds.classifier_<label>` sets one. Unset: no classifier runs.",
+    )
     thresholds: dict[str, float] = Field(default_factory=dict)
     rules: list[Rule] = Field(default_factory=list)
     overrides: dict[str, RuleOverride] = Field(
@@ -223,6 +234,16 @@ class PolicySpec(BaseModel):
                     re.compile(source)
                 except re.error as exc:
                     raise ValueError(f"{category.value}: invalid regex {source!r}: {exc}") from exc
+        return value
+
+    @field_validator("prompt_term_exceptions")
+    @classmethod
+    def _exceptions_compile(cls, value: list[str]) -> list[str]:
+        for phrase in value:
+            try:
+                term_regex(phrase)
+            except ValueError as exc:
+                raise ValueError(f"exception {phrase!r}: {exc}") from exc
         return value
 
     @field_validator("prompt_concepts")
@@ -285,6 +306,10 @@ class PolicySpec(BaseModel):
                 raise ValueError("prompt term lists come from the base policy, not an overlay")
             if self.prompt_concepts:
                 raise ValueError("prompt concepts come from the base policy, not an overlay")
+            if self.prompt_term_exceptions or self.prompt_classifier:
+                raise ValueError(
+                    "prompt_term_exceptions and prompt_classifier come from the base policy"
+                )
         if self.default_action is Action.BLOCK and not self.default_message:
             raise ValueError("default_action block needs a `default_message`")
         return self

@@ -29,7 +29,7 @@ from genseal.errors import PolicyError
 
 from ._findings import Category, CheckState, Finding, Stage
 from ._policy import Policy
-from ._policy_model import Action
+from ._policy_model import Action, HarmCategory
 
 __all__ = ["CaseResult", "parse_findings", "run_policy_tests"]
 
@@ -99,6 +99,9 @@ class _Expect(BaseModel):
 
     action: Action
     rule: str | None = None
+    category: HarmCategory | None = Field(
+        default=None, description="The decision's harm category, when the case checks it."
+    )
     shadow: _ShadowExpect | None = Field(
         default=None, description="The would-be decision of shadow rules (none: no difference)."
     )
@@ -232,6 +235,10 @@ def _run_case(policy: Policy, case: _Case, known: set[str]) -> CaseResult:
         problems.append(f"action {decision.action.value}, expected {case.expect.action.value}")
     if decision.rule != case.expect.rule:
         problems.append(f"decided by {decision.rule!r}, expected {case.expect.rule!r}")
+    wanted_category = case.expect.category
+    if wanted_category is not None and decision.category is not wanted_category:
+        got_category = decision.category.value if decision.category else None
+        problems.append(f"category {got_category}, expected {wanted_category.value}")
     shadow = decision.shadow
     want = case.expect.shadow
     got = (shadow.action, shadow.rule) if shadow else None

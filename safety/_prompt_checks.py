@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ._checks import PromptCheck
+from ._prompt_classifier import PromptClassifierCheck
+from ._prompt_language import LanguageCheck
 from ._prompt_semantic import SemanticPromptCheck
 from ._prompt_terms import TermListCheck
 
@@ -16,8 +18,14 @@ __all__ = ["prompt_checks_for"]
 
 def prompt_checks_for(policy: Policy) -> list[PromptCheck]:
     """Every prompt check `policy` configures, in the order findings are reported: the term
-    lists, then the semantic check when the policy lists concepts."""
+    lists; the trained classifier and the language check that says when a prompt is in a
+    language the classifier cannot read (`prompt_classifier`); the semantic check
+    (`prompt_concepts`)."""
     checks: list[PromptCheck] = [TermListCheck.from_policy(policy)]
+    if policy.prompt_classifier is not None:
+        classifier = PromptClassifierCheck.from_policy(policy)
+        checks.append(classifier)
+        checks.append(LanguageCheck(classifier.languages))
     if policy.prompt_concepts:
         checks.append(SemanticPromptCheck.from_policy(policy))
     return checks

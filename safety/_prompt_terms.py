@@ -28,8 +28,10 @@ class TermListCheck:
     Terms are matched as whole words after normalisation (see `safety._normalize`), so
     obfuscations like "n.u.d.e", "nuuude", "nud3" or "ｎｕｄｅ" match "nude" while "class",
     "Scunthorpe" and "analysis" match nothing. Regexes are compiled once, case-insensitively,
-    and searched in the normalised prompt. One finding per configured category: flagged with
-    the matched terms in `details["matched"]` (score 1.0), or clean (score 0.0).
+    and searched in the normalised prompt. Exception phrases ("naked mole rat") are blanked
+    out of the prompt first, so the words inside them count for no category. One finding per
+    configured category: flagged with the matched terms in `details["matched"]` (score 1.0),
+    or clean (score 0.0).
     """
 
     name = "prompt_terms"
@@ -38,8 +40,16 @@ class TermListCheck:
         self,
         terms: Mapping[Category, Sequence[str]],
         patterns: Mapping[Category, Sequence[str]] | None = None,
+        exceptions: Sequence[str] = (),
     ) -> None:
         patterns = patterns or {}
+        blanked: list[str] = []
+        for phrase in exceptions:
+            try:
+                blanked.append(f"(?:{term_regex(phrase).pattern})")
+            except ValueError as exc:
+                raise PolicyError(f"prompt_term_exceptions: {exc}") from exc
+        self._exceptions = re.compile("|".join(blanked)) if blanked else None
         self.categories: tuple[Category, ...] = tuple(
             dict.fromkeys([*(Category(c) for c in terms), *(Category(c) for c in patterns)])
         )
@@ -53,6 +63,13 @@ class TermListCheck:
                 except ValueError as exc:
                     raise PolicyError(f"prompt_terms.{category}: {exc}") from exc
             self._terms[Category(category)] = compiled
+        # One pass per category first: most prompts match no term of a category, and one
+        # alternation is searched far faster than hundreds of patterns one by one.
+        self._any_term: dict[Category, re.Pattern[str]] = {
+            category: re.compile("|".join(f"(?:{rx.pattern})" for _, rx in compiled))
+            for category, compiled in self._terms.items()
+            if compiled
+        }
         for category, sources in patterns.items():
             regexes: list[re.Pattern[str]] = []
             for source in sources:
@@ -69,6 +86,7 @@ class TermListCheck:
                 {
                     "terms": {str(c): list(v) for c, v in terms.items()},
                     "patterns": {str(c): list(v) for c, v in patterns.items()},
+                    "exceptions": list(exceptions),
                 },
                 sort_keys=True,
             ).encode()
@@ -78,18 +96,23 @@ class TermListCheck:
     @classmethod
     def from_policy(cls, policy: Policy) -> TermListCheck:
         """The prompt check a policy's `prompt_terms` and `prompt_patterns` describe."""
-        return cls(policy.prompt_terms, policy.prompt_patterns)
+        return cls(policy.prompt_terms, policy.prompt_patterns, policy.prompt_term_exceptions)
 
     def matches(self, prompt: str) -> dict[Category, list[str]]:
         """Matched terms (and `/regex/` sources) per category, in list order."""
-        forms = matching_forms(prompt)
+        forms = tuple(self._without_exceptions(form) for form in matching_forms(prompt))
         found: dict[Category, list[str]] = {}
         for category in self.categories:
-            hits = [
-                term
-                for term, rx in self._terms.get(category, [])
-                if any(rx.search(form) for form in forms)
-            ]
+            any_term = self._any_term.get(category)
+            hits = (
+                [
+                    term
+                    for term, rx in self._terms.get(category, [])
+                    if any(rx.search(form) for form in forms)
+                ]
+                if any_term is not None and any(any_term.search(form) for form in forms)
+                else []
+            )
             hits += [
                 f"/{rx.pattern}/"
                 for rx in self._patterns.get(category, [])
@@ -97,6 +120,9 @@ class TermListCheck:
             ]
             found[category] = hits
         return found
+
+    def _without_exceptions(self, form: str) -> str:
+        return self._exceptions.sub(" ", form) if self._exceptions is not None else form
 
     def check(self, prompt: str) -> list[Finding]:
         start = time.perf_counter()

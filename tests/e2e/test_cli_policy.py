@@ -50,7 +50,7 @@ def test_lint_reports_file_line_column_and_exits_2(tmp_path: Path) -> None:
     broken.write_text(
         (POLICIES / "default.yaml")
         .read_text(encoding="utf-8")
-        .replace("action: flag\n    reason: violent", "action: flagg\n    reason: violent"),
+        .replace("action: flag\n    category: violence", "action: flagg\n    category: violence"),
         encoding="utf-8",
     )
     code, stdout, stderr = invoke("policy", "lint", str(broken))

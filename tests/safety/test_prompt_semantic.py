@@ -28,10 +28,13 @@ from safety import (
 from safety._normalize import normalize_text, unleet
 from safety._prompt_semantic import drop_negated, semantic_units
 
+CONCEPTS = Path(__file__).parent / "data" / "semantic_concepts.yaml"
+
 
 @pytest.fixture(scope="session")
 def default_policy() -> Policy:
-    return Policy.load(default_policy_path())
+    # The concepts the default policy carried before its trained classifier replaced them.
+    return Policy.load(CONCEPTS)
 
 
 @pytest.fixture(scope="session")
@@ -43,8 +46,14 @@ def semantic(default_policy: Policy) -> SemanticPromptCheck:
 
 
 @pytest.fixture(scope="session")
-def terms(default_policy: Policy) -> TermListCheck:
-    return TermListCheck.from_policy(default_policy)
+def terms() -> TermListCheck:
+    return TermListCheck.from_policy(Policy.load(default_policy_path()))
+
+
+@pytest.fixture(scope="session")
+def strict_policy() -> Policy:
+    # The shipped policy that still decides on the semantic check's findings.
+    return Policy.load(default_policy_path("strict"))
 
 
 def _flagged(check: SemanticPromptCheck, prompt: str) -> set[Category]:
@@ -58,13 +67,16 @@ def _flagged(check: SemanticPromptCheck, prompt: str) -> set[Category]:
     ("prompt", "category"),
     [
         ("a woman wearing nothing at all", Category.SEXUAL),
-        ("a couple having intercourse on a bed, highly detailed", Category.SEXUAL),
+        ("a couple in the throes of passion on a bed, highly detailed", Category.SEXUAL),
         ("a lady with her chest exposed, oil painting", Category.SEXUAL),
         ("a man slashing his own wrists in a bathtub", Category.SELF_HARM),
         ("a girl who wants to end her life standing on a bridge", Category.SELF_HARM),
-        ("a body lying in a pool of blood, crime scene photo", Category.VIOLENCE),
+        (
+            "a lifeless body on the floor surrounded by red liquid, crime scene photo",
+            Category.VIOLENCE,
+        ),
         ("a swastika flag at a rally of skinheads", Category.HATE),
-        ("a man shooting up heroin with a syringe", Category.ILLEGAL),
+        ("a man injecting himself with a syringe in a dirty alley", Category.ILLEGAL),
     ],
 )
 def test_paraphrases_without_a_listed_term_flag(
@@ -254,24 +266,24 @@ def test_missing_model_package_raises_a_check_error(monkeypatch: pytest.MonkeyPa
 
 
 def test_missing_model_blocks_through_screener_and_policy(
-    tmp_path: Path, default_policy: Policy, terms: TermListCheck
+    tmp_path: Path, strict_policy: Policy, terms: TermListCheck
 ) -> None:
-    broken = SemanticPromptCheck.from_policy(default_policy, model_path=tmp_path)
+    broken = SemanticPromptCheck.from_policy(strict_policy, model_path=tmp_path)
     findings = Screener([terms, broken], []).screen_prompt("a red fox in the snow")
 
     errored = [f for f in findings if f.check == "prompt_semantic"]
     assert errored and all(f.state is CheckState.ERROR for f in errored)
-    decision = default_policy.decide(findings, Stage.PROMPT, {})
+    decision = strict_policy.decide(findings, Stage.PROMPT, {})
     assert decision.action is Action.BLOCK and decision.rule == "block-check-error"
 
 
-def test_semantic_findings_drive_the_default_prompt_decision(
-    semantic: SemanticPromptCheck, terms: TermListCheck, default_policy: Policy
+def test_semantic_findings_drive_the_strict_prompt_decision(
+    semantic: SemanticPromptCheck, terms: TermListCheck, strict_policy: Policy
 ) -> None:
     screener = Screener([terms, semantic], [])
 
     def decide(prompt: str) -> tuple[Action, str | None]:
-        decision = default_policy.decide(screener.screen_prompt(prompt), Stage.PROMPT, {})
+        decision = strict_policy.decide(screener.screen_prompt(prompt), Stage.PROMPT, {})
         return decision.action, decision.rule
 
     assert decide("a woman wearing nothing at all") == (Action.BLOCK, "block-sexual-prompt")
@@ -283,15 +295,14 @@ def test_semantic_findings_drive_the_default_prompt_decision(
 
 
 def test_shipped_policies_describe_concepts_and_thresholds() -> None:
-    for name in ("default", "strict"):
-        policy = Policy.load(default_policy_path(name))
-        check = SemanticPromptCheck.from_policy(policy)
-        assert {Category.SEXUAL, Category.MINORS, Category.SELF_HARM} <= set(check.categories)
-        assert all(0.4 <= t <= 0.7 for t in check.thresholds.values())
     strict = SemanticPromptCheck.from_policy(Policy.load(default_policy_path("strict")))
-    default = SemanticPromptCheck.from_policy(Policy.load(default_policy_path()))
+    assert {Category.SEXUAL, Category.MINORS, Category.SELF_HARM} <= set(strict.categories)
+    assert all(0.4 <= t <= 0.7 for t in strict.thresholds.values())
     # Strict also describes suggestive content.
-    assert len(strict.concepts[Category.SEXUAL]) > len(default.concepts[Category.SEXUAL])
+    older = SemanticPromptCheck.from_policy(Policy.load(CONCEPTS))
+    assert len(strict.concepts[Category.SEXUAL]) > len(older.concepts[Category.SEXUAL])
+    # The default policy relies on the trained classifier instead.
+    assert Policy.load(default_policy_path()).prompt_concepts == {}
 
 
 CONCEPTS_POLICY = """\

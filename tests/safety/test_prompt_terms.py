@@ -157,8 +157,11 @@ def test_from_policy_uses_the_policy_lists() -> None:
 
 
 def test_adversarial_long_prompt_stays_fast() -> None:
+    # Ten times the API's longest prompt, built to make a backtracking pattern explode: the
+    # lists stay linear in the prompt (a few seconds here even on a loaded machine), where one
+    # catastrophic pattern would take hours. The latency itself is measured by bench.prompts.
     check = TermListCheck.from_policy(Policy.load(default_policy_path()))
     nasty = "1!1|" * 5000 + "ssss" * 5000 + " n u " * 2000 + "a" * 20000
     start = time.perf_counter()
     check.check(nasty)
-    assert time.perf_counter() - start < 2.0
+    assert time.perf_counter() - start < 20.0
