@@ -7,7 +7,8 @@ Data (the public sets of `bench._datasets`, train split only: hash buckets 0-79)
   self_harm, hate, illegal), and the implicit sets at a lower weight (their labels come from
   the images a model drew, not from the text);
 - negatives: every benign role (captions, benchmark prompts, hard-benign look-alikes, chat
-  texts), and unsafe prompts of other categories for each label.
+  texts), unsafe prompts of other categories for each label, and the hand-written benign
+  how-to prompts of bench/data/classifier_benign_instructions.txt.
 `real_person` is not a label: the public sets name ten celebrities over and over, so a learnt
 head would memorise names; named people are the term lists' and rules' job.
 
@@ -258,7 +259,9 @@ def model_card(meta: dict[str, Any]) -> str:
         "AILuminate demo, OpenAI moderation 1680, HarmBench, SimpleSafetyTests, Six-CD, XSTest "
         "(direct requests); I2P, Adversarial Nibbler, Ring-A-Bell (implicit, weight "
         f"{meta['training']['implicit_weight']}); COCO captions (a deterministic sample), "
-        "PartiPrompts, GenEval, T2I-CompBench, OVERT and XSTest look-alikes (benign).",
+        "PartiPrompts, GenEval, T2I-CompBench, OVERT and XSTest look-alikes (benign), and "
+        "400 hand-written benign how-to prompts (`bench/data/classifier_benign_instructions"
+        ".txt`: the unsafe sets phrase many requests as tutorials, no benign set has any).",
         "Unsafe rows in categories genseal has no label for (copyright, privacy, "
         "misinformation) are left out. `real_person` is not learnt: the sets name a handful of "
         "celebrities again and again, and a head would learn their names, not the harm.",
