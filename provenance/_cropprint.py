@@ -21,8 +21,6 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 from PIL import Image
-from scipy.ndimage import gaussian_filter
-from scipy.signal import fftconvolve
 
 from ._media import split_alpha
 
@@ -70,6 +68,10 @@ def crop_match(stored: bytes, image: Image.Image) -> float | None:
 
 def _detail(pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
     grey = pixels.astype(np.float32)
+    # scipy loads lazily: importing it costs ~0.5 s on every command that never
+    # compares crops (genseal screen).
+    from scipy.ndimage import gaussian_filter
+
     blurred: npt.NDArray[np.float32] = gaussian_filter(grey, _BLUR_SIGMA)
     return grey - blurred
 
@@ -81,6 +83,8 @@ def _best_ncc(reference: npt.NDArray[np.float32], query: npt.NDArray[np.float32]
     centred = (query - query.mean()).astype(np.float64)
     q_norm = float(np.sqrt(np.sum(centred * centred)))
     ref = reference.astype(np.float64)
+    from scipy.signal import fftconvolve
+
     numerator = fftconvolve(ref, centred[::-1, ::-1], mode="valid")
     window_sum = _box_sum(ref, qh, qw)
     window_sq = _box_sum(ref * ref, qh, qw)
