@@ -111,6 +111,33 @@ class Finding(BaseModel):
         }
 
 
+def prompt_errors(
+    check: str,
+    version: str,
+    categories: tuple[Category, ...],
+    reason: str,
+    latency_ms: float,
+    details: dict[str, Any],
+    thresholds: dict[Category, float] | None = None,
+) -> list[Finding]:
+    """One ERROR finding per category of a prompt check that could not run (the policy's
+    block-check-error then fails closed)."""
+    return [
+        Finding(
+            check=check,
+            check_version=version,
+            category=category,
+            stage=Stage.PROMPT,
+            state=CheckState.ERROR,
+            threshold=(thresholds or {}).get(category),
+            reason=reason,
+            latency_ms=latency_ms,
+            details=dict(details),
+        )
+        for category in categories
+    ]
+
+
 def cel_findings(findings: list[Finding]) -> list[dict[str, Any]]:
     """Every finding as conditions see it, with `top` set: flagged, and no other flagged
     finding of the same check, stage and image scores higher. A classifier that flags two

@@ -30,7 +30,7 @@ import numpy as np
 
 from genseal.errors import CheckError
 
-from ._findings import Category, CheckState, Finding, Stage
+from ._findings import Category, CheckState, Finding, Stage, prompt_errors
 from ._minilm import shared_encoder
 from ._prompt_semantic import semantic_units
 
@@ -293,19 +293,8 @@ class PromptClassifierCheck:
         return findings
 
     def _errors(self, reason: str, elapsed: float) -> list[Finding]:
-        return [
-            Finding(
-                check=self.name,
-                check_version=self.version,
-                category=category,
-                stage=Stage.PROMPT,
-                state=CheckState.ERROR,
-                reason=reason,
-                latency_ms=elapsed,
-                details={"model": self.model_name, "model_version": self.model_version},
-            )
-            for category in self.categories
-        ]
+        details = {"model": self.model_name, "model_version": self.model_version}
+        return prompt_errors(self.name, self.version, self.categories, reason, elapsed, details)
 
 
 def _read_meta(directory: Path) -> dict[str, Any]:

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from genseal.errors import PolicyError
 
-from ._findings import Category, CheckState, Finding, Stage
+from ._findings import Category, CheckState, Finding, Stage, prompt_errors
 from ._minilm import MODEL_NAME, MODEL_PACKAGE, shared_encoder
 from ._normalize import matching_forms, unleet
 
@@ -412,17 +412,7 @@ class SemanticPromptCheck:
         )
 
     def _errors(self, reason: str, elapsed: float) -> list[Finding]:
-        return [
-            Finding(
-                check=self.name,
-                check_version=self.version,
-                category=category,
-                stage=Stage.PROMPT,
-                state=CheckState.ERROR,
-                threshold=self.thresholds[category],
-                reason=reason,
-                latency_ms=elapsed,
-                details={"model": MODEL_NAME, "model_version": self.model_version},
-            )
-            for category in self.categories
-        ]
+        details = {"model": MODEL_NAME, "model_version": self.model_version}
+        return prompt_errors(
+            self.name, self.version, self.categories, reason, elapsed, details, self.thresholds
+        )
