@@ -159,11 +159,15 @@ def test_hot_reload_rejects_an_invalid_file_and_takes_a_valid_one(
         assert "note-violent-prompt" in str(rejected["reload_error"])
         assert rejected["sha256"] == before["sha256"]  # the old policy stays active
 
-        path.write_text(original.replace('version: "2"', 'version: "3"'), encoding="utf-8")
-        taken = _wait_for(client, lambda p: p["version"] == "3")
-        assert taken["version"] == "3" and taken["reload_error"] is None
+        current = before["version"]
+        bumped = f"{current}.1"
+        path.write_text(
+            original.replace(f'version: "{current}"', f'version: "{bumped}"'), encoding="utf-8"
+        )
+        taken = _wait_for(client, lambda p: p["version"] == bumped)
+        assert taken["version"] == bumped and taken["reload_error"] is None
         assert taken["sha256"] != before["sha256"]
-        assert client.get("/healthz").json()["policy"] == "default@3"
+        assert client.get("/healthz").json()["policy"] == f"default@{bumped}"
     finally:
         path.write_text(original, encoding="utf-8")
         _wait_for(client, lambda p: p["sha256"] == before["sha256"])
