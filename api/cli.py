@@ -201,6 +201,10 @@ def screen(
 ) -> None:
     """Findings and the policy decision, without generating.
 
+    The decision names its rule and the harm it enforces (violence, self_harm, sexual_minors...).
+
+    Every finding names its check and version, the prompt classifier's model included.
+
     Exit 3 when it would be blocked, 4 when it would be held for review.
     """
     from api._render import render_screen
