@@ -94,6 +94,7 @@ _NEEDS_MESSAGE = frozenset({Action.BLOCK, Action.REQUIRE_CONSENT})
 _STRICT = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 _RULE_ID = r"^[a-z0-9][a-z0-9._-]*$"
 _SEMANTIC = "semantic_similarity"  # the threshold keys SemanticPromptCheck reads
+_CLASSIFIER = "classifier"  # classifier_<label>: PromptClassifierCheck's per-label overrides
 _MAX_CONCEPT = 120
 _CLAUSE_BREAK = re.compile(r"[,;.!?|()\[\]{}<>:\n]")
 
@@ -270,17 +271,22 @@ class PolicySpec(BaseModel):
     @field_validator("thresholds")
     @classmethod
     def _semantic_thresholds(cls, value: dict[str, float]) -> dict[str, float]:
+        # The keys checks read by prefix: a typo in the category would silently leave the
+        # check at its default, so it is an error here.
         categories = {c.value for c in Category}
         for key, number in value.items():
-            if key != _SEMANTIC and not key.startswith(_SEMANTIC + "_"):
-                continue
-            if key != _SEMANTIC and key.removeprefix(_SEMANTIC + "_") not in categories:
-                raise ValueError(
-                    f"{key}: a semantic threshold is {_SEMANTIC} or {_SEMANTIC}_<category> "
-                    f"({', '.join(sorted(categories))})"
-                )
-            if not 0.0 <= number <= 1.0:
-                raise ValueError(f"{key}: a similarity threshold must be within [0, 1]")
+            for prefix, what in ((_SEMANTIC, "similarity"), (_CLASSIFIER, "classifier")):
+                if key != prefix and not key.startswith(prefix + "_"):
+                    continue
+                if prefix == _CLASSIFIER and key == prefix:
+                    raise ValueError(f"{key}: a classifier threshold is {prefix}_<label>")
+                if key != prefix and key.removeprefix(prefix + "_") not in categories:
+                    raise ValueError(
+                        f"{key}: a {what} threshold is {prefix}_<category> "
+                        f"({', '.join(sorted(categories))})"
+                    )
+                if not 0.0 <= number <= 1.0:
+                    raise ValueError(f"{key}: a {what} threshold must be within [0, 1]")
         return value
 
     @field_validator("precedence")

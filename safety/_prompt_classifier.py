@@ -193,17 +193,15 @@ class PromptClassifierCheck:
         self.model_version = str(meta["version"])
         self.languages: tuple[str, ...] = tuple(meta.get("languages", ["en"]))
         self.version = f"{_CODE_VERSION}+{self.model_name}.{self.model_version}"
-        self._lock = threading.Lock()
 
     @classmethod
     def from_policy(cls, policy: Policy) -> PromptClassifierCheck:
-        """The classifier a policy names (`prompt_classifier`), at its thresholds."""
+        """The classifier a policy names (`prompt_classifier`; the policy resolves a relative
+        directory against its file), at its thresholds."""
         spec = policy.prompt_classifier
         if spec is None:
             raise CheckError(f"policy {policy.id!r} configures no prompt_classifier")
         directory = BUILTIN_MODEL if spec == "builtin" else Path(spec)
-        if not directory.is_absolute() and spec != "builtin":
-            directory = policy.path.parent / directory
         prefix = f"{THRESHOLD_KEY}_"
         overrides = {
             key.removeprefix(prefix): value

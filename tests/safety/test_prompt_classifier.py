@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from genseal.errors import CheckError
+from genseal.errors import CheckError, PolicyError
 from safety import (
     Action,
     Category,
@@ -178,3 +178,21 @@ def test_a_policy_names_its_own_model_directory(tmp_path: Path) -> None:
 
     assert check.model_dir == tmp_path / "models" / "mine"
     assert check.model_name == "test-classifier"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "problem"),
+    [
+        ("classifier_sexul", 0.5, "classifier_<category>"),
+        ("classifier_sexual", 1.5, "within"),
+        ("classifier", 0.5, "classifier_<label>"),
+    ],
+)
+def test_a_classifier_threshold_a_check_would_ignore_fails_at_load(
+    key: str, value: float, problem: str
+) -> None:
+    source = default_policy_path().read_text(encoding="utf-8")
+    broken = source.replace("thresholds:\n", f"thresholds:\n  {key}: {value}\n", 1)
+
+    with pytest.raises(PolicyError, match=problem):
+        Policy.from_yaml(broken)
