@@ -136,10 +136,11 @@ def revision(
 ) -> None:
     """For developers: write a new revision file into genseal's migrations, its operations found
     by comparing the models with a scratch SQLite database at head. Review it before use."""
+    from api._tables import model_metadata
     from genseal import db
 
     with _errors():
-        path, changes = db.new_revision(message, autogenerate=autogenerate)
+        path, changes = db.new_revision(message, model_metadata(), autogenerate=autogenerate)
         out.print(f"wrote {path}", highlight=False, soft_wrap=True)
         if autogenerate and not changes:
             err.print("[yellow]warning:[/] the models match head: the revision is empty")

@@ -14,12 +14,13 @@ import hmac
 import os
 import secrets
 from pathlib import Path
+from typing import ClassVar
 from urllib.parse import urlencode
 
-from sqlalchemy import DateTime, LargeBinary, String, delete
+from sqlalchemy import DateTime, LargeBinary, MetaData, String, delete
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from genseal.db import Tables
+from genseal.db import Database, Tables
 from genseal.errors import NotFoundError
 
 __all__ = ["ImageFiles", "load_secret"]
@@ -53,10 +54,15 @@ def load_secret(home: Path, name: str) -> bytes:
 
 
 class ImageFiles:
+    """Sealed images kept for their signed URLs (``response_format=url``) until they expire."""
+
+    metadata: ClassVar[MetaData] = _Base.metadata
+    """The store's tables, for schema comparison and revision autogenerate."""
+
     def __init__(
-        self, url: str, key: bytes, ttl_seconds: int, *, auto_upgrade: bool = True
+        self, database: Database | str, key: bytes, ttl_seconds: int, *, auto_upgrade: bool = True
     ) -> None:
-        self._tables = Tables(url, "image files table", auto_upgrade=auto_upgrade)
+        self._tables = Tables(database, "image files table", auto_upgrade=auto_upgrade)
         self._key = key
         self._ttl = dt.timedelta(seconds=ttl_seconds)
 

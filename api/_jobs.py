@@ -24,7 +24,7 @@ import datetime as dt
 import json
 import uuid
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 from sqlalchemy import (
@@ -33,6 +33,7 @@ from sqlalchemy import (
     Float,
     Integer,
     LargeBinary,
+    MetaData,
     String,
     Text,
     UniqueConstraint,
@@ -47,7 +48,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.sql.elements import ColumnElement
 
-from genseal.db import Tables
+from genseal.db import Database, Tables
 from genseal.errors import ConflictError, NotFoundError, StoreError
 
 __all__ = [
@@ -167,15 +168,18 @@ def _now() -> dt.datetime:
 class JobStore:
     """Jobs in the genseal database (the same URL as the manifest store)."""
 
+    metadata: ClassVar[MetaData] = _Base.metadata
+    """The store's tables, for schema comparison and revision autogenerate."""
+
     def __init__(
         self,
-        url: str,
+        database: Database | str,
         *,
         lease_seconds: float = 60.0,
         max_attempts: int = 3,
         auto_upgrade: bool = True,
     ) -> None:
-        self._tables = Tables(url, "job table", auto_upgrade=auto_upgrade)
+        self._tables = Tables(database, "job table", auto_upgrade=auto_upgrade)
         self._transaction = self._tables.transaction
         self._lease = dt.timedelta(seconds=lease_seconds)
         self._max_attempts = max_attempts

@@ -15,14 +15,15 @@ import datetime as dt
 import hashlib
 import re
 import secrets
+from typing import ClassVar
 
 from limits import parse as parse_limit
 from pydantic import BaseModel, Field
-from sqlalchemy import Boolean, DateTime, String, func, select
+from sqlalchemy import Boolean, DateTime, MetaData, String, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from genseal.db import Tables
+from genseal.db import Database, Tables
 from genseal.errors import ConflictError, InputError, NotFoundError, StoreError
 
 __all__ = ["IssuedKey", "Tenant", "TenantStore", "validate_rate_limit"]
@@ -89,8 +90,11 @@ def key_digest(api_key: str) -> str:
 class TenantStore:
     """Tenants in the genseal database (the same URL as the manifest store)."""
 
-    def __init__(self, url: str, *, auto_upgrade: bool = True) -> None:
-        self._tables = Tables(url, "tenant table", auto_upgrade=auto_upgrade)
+    metadata: ClassVar[MetaData] = _Base.metadata
+    """The store's tables, for schema comparison and revision autogenerate."""
+
+    def __init__(self, database: Database | str, *, auto_upgrade: bool = True) -> None:
+        self._tables = Tables(database, "tenant table", auto_upgrade=auto_upgrade)
         self._transaction = self._tables.transaction
 
     def close(self) -> None:

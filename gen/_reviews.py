@@ -21,13 +21,13 @@ import datetime as dt
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, ValidationError
-from sqlalchemy import DateTime, LargeBinary, String, Text, select, update
+from sqlalchemy import DateTime, LargeBinary, MetaData, String, Text, select, update
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from genseal.db import Tables
+from genseal.db import Database, Tables
 from genseal.errors import InputError, NotFoundError
 from safety import Decision, Finding
 
@@ -87,8 +87,11 @@ class ReviewRecord(BaseModel):
 class ReviewStore:
     """Review records and their images in the genseal database. Thread- and process-safe."""
 
-    def __init__(self, url: str, *, auto_upgrade: bool = True) -> None:
-        self._tables = Tables(url, "review queue", auto_upgrade=auto_upgrade)
+    metadata: ClassVar[MetaData] = _Base.metadata
+    """The store's tables, for schema comparison and revision autogenerate."""
+
+    def __init__(self, database: Database | str, *, auto_upgrade: bool = True) -> None:
+        self._tables = Tables(database, "review queue", auto_upgrade=auto_upgrade)
         self._transaction = self._tables.transaction
 
     def close(self) -> None:

@@ -36,7 +36,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterator
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -44,6 +44,7 @@ from sqlalchemy import (
     DateTime,
     Integer,
     LargeBinary,
+    MetaData,
     String,
     Table,
     Text,
@@ -55,7 +56,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from genseal.db import Tables
+from genseal.db import Database, Tables
 from genseal.errors import StoreError
 
 from ._fingerprint import hamming
@@ -153,8 +154,11 @@ class ManifestStore:
     False (then StoreError: run ``genseal db upgrade``).
     """
 
-    def __init__(self, url: str, *, auto_upgrade: bool = True) -> None:
-        self._tables = Tables(url, "manifest store", auto_upgrade=auto_upgrade)
+    metadata: ClassVar[MetaData] = _Base.metadata
+    """The store's tables, for schema comparison and revision autogenerate."""
+
+    def __init__(self, database: Database | str, *, auto_upgrade: bool = True) -> None:
+        self._tables = Tables(database, "manifest store", auto_upgrade=auto_upgrade)
         self._display = self._tables.display
         self._transaction = self._tables.transaction
 

@@ -24,14 +24,14 @@ import re
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, Field
-from sqlalchemy import Date, DateTime, Float, Integer, String, delete, func, select
+from sqlalchemy import Date, DateTime, Float, Integer, MetaData, String, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from genseal.db import Tables
+from genseal.db import Database, Tables
 from genseal.errors import ConfigError, InputError, StoreError
 from safety._bias_attributes import ATTRIBUTES
 
@@ -173,15 +173,18 @@ class Baseline(BaseModel):
 class BiasMonitor:
     """Opt-ins and counts in the genseal database (the same URL as the manifest store)."""
 
+    metadata: ClassVar[MetaData] = _Base.metadata
+    """The store's tables, for schema comparison and revision autogenerate."""
+
     def __init__(
         self,
-        url: str,
+        database: Database | str,
         *,
         drift_tvd: float = 0.1,
         min_images: int = 30,
         auto_upgrade: bool = True,
     ) -> None:
-        self._tables = Tables(url, "bias monitoring tables", auto_upgrade=auto_upgrade)
+        self._tables = Tables(database, "bias monitoring tables", auto_upgrade=auto_upgrade)
         self._transaction = self._tables.transaction
         self.drift_tvd = drift_tvd
         self.min_images = min_images

@@ -18,15 +18,27 @@ import threading
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, Field
-from sqlalchemy import DateTime, Integer, LargeBinary, String, Text, delete, func, select, update
+from sqlalchemy import (
+    DateTime,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    delete,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from genseal.db import Tables
+from genseal.db import Database, Tables
 from genseal.errors import InputError, NotFoundError, StoreError
 
 __all__ = ["EnrolledIdentity", "Enrollment", "FaceRegistry", "IdentityMatch", "RegistrySnapshot"]
@@ -148,8 +160,11 @@ def validate_name(name: str) -> str:
 class FaceRegistry:
     """Protected identities in the genseal database; safe to share between threads."""
 
-    def __init__(self, url: str, *, auto_upgrade: bool = True) -> None:
-        self._tables = Tables(url, "protected-identity registry", auto_upgrade=auto_upgrade)
+    metadata: ClassVar[MetaData] = _Base.metadata
+    """The store's tables, for schema comparison and revision autogenerate."""
+
+    def __init__(self, database: Database | str, *, auto_upgrade: bool = True) -> None:
+        self._tables = Tables(database, "protected-identity registry", auto_upgrade=auto_upgrade)
         self._transaction = self._tables.transaction
         self._lock = threading.Lock()
         self._snapshot: RegistrySnapshot | None = None

@@ -2,7 +2,9 @@
 
 Configured in code (``genseal.db``): no ``alembic.ini``. ``env.py`` runs on the connection it is
 handed; ``versions/`` holds the revisions, each written against frozen table definitions of its
-own, never against the models (which move on).
+own, never against the models (which move on). The models' metadata, needed only to
+autogenerate a revision or compare a database with them, is handed in by the caller (the layer
+that knows every component) as ``config.attributes["target_metadata"]``.
 """
 
 from __future__ import annotations
@@ -10,27 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import MetaData
-
-__all__ = ["SCRIPT_LOCATION", "TABLE_PREFIX", "include_name", "target_metadata"]
+__all__ = ["SCRIPT_LOCATION", "TABLE_PREFIX", "include_name"]
 
 SCRIPT_LOCATION = Path(__file__).resolve().parent
 # Every table genseal keeps starts with this; other tables in a shared database are not ours.
 TABLE_PREFIX = "genseal_"
-
-
-def target_metadata() -> list[MetaData]:
-    """The MetaData of every component's models, what head must equal (imports them all)."""
-    from api._files import _Base as Files
-    from api._jobs import _Base as Jobs
-    from api._tenants import _Base as Tenants
-    from gen._reviews import _Base as Reviews
-    from provenance._store import _Base as Store
-    from safety._bias_monitor import _Base as BiasMonitor
-    from safety._face_registry import _Base as FaceRegistry
-
-    bases = (Store, Jobs, Tenants, Files, BiasMonitor, FaceRegistry, Reviews)
-    return [base.metadata for base in bases]
 
 
 def include_name(name: str | None, type_: str, _parents: Any) -> bool:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-from genseal.migrations import include_name, target_metadata
+from genseal.migrations import include_name
 
 config = context.config
 
@@ -15,8 +15,8 @@ config = context.config
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
-        # The models only for autogenerate and checks: importing them all costs a second.
-        target_metadata=target_metadata() if config.attributes.get("models") else None,
+        # The models only for autogenerate, handed in by the caller (genseal.db.new_revision).
+        target_metadata=config.attributes.get("target_metadata"),
         render_as_batch=True,  # ALTERs that SQLite lacks become table copies
         include_name=include_name,
         compare_type=True,

@@ -17,6 +17,7 @@ from sqlalchemy import create_engine, inspect, text
 import genseal.db
 import genseal.migrations
 from api._jobs import JobStore
+from api._tables import model_metadata
 from api._tenants import TenantStore
 from genseal.db import differences, ensure_schema, head
 from genseal.errors import InputError, StoreError
@@ -63,7 +64,7 @@ def test_the_models_have_a_migration() -> None:
     assert head() == genseal.db.history()[0].revision
     with _scratch() as url:
         genseal.db.upgrade(url)
-        assert differences(url) == [], "a model changed without a migration"
+        assert differences(url, model_metadata()) == [], "a model changed without a migration"
 
 
 class _scratch:
@@ -81,7 +82,7 @@ def test_upgrade_from_empty_creates_exactly_the_models_schema(url: str) -> None:
     assert genseal.db.current(url) is None
     assert genseal.db.upgrade(url) == head()
     assert genseal.db.current(url) == head()
-    assert differences(url) == []
+    assert differences(url, model_metadata()) == []
     assert {t for t in _tables(url) if t.startswith("genseal_")} == {
         "genseal_manifests",
         "genseal_fingerprint_index",
@@ -163,7 +164,7 @@ def test_a_database_from_before_migrations_is_upgraded_with_its_data(url: str) -
     upgraded = ManifestStore(url)  # the embedded default: migrated on open
     try:
         assert genseal.db.current(url) == head()
-        assert differences(url) == []
+        assert differences(url, model_metadata()) == []
         tables = _tables(url)
         assert "genseal_schema" not in tables and "genseal_fingerprint_bands" not in tables
         # Every row kept: manifests (now indexed), the audit chain, other components' rows.
@@ -259,7 +260,7 @@ def test_processes_opening_a_fresh_database_together_all_succeed(url: str, proce
         worker.join(timeout=120)
     assert [w.exitcode for w in workers] == [0] * processes
     assert genseal.db.current(url) == head()
-    assert differences(url) == []
+    assert differences(url, model_metadata()) == []
     store = ManifestStore(url)
     try:
         assert len(store.audit_entries()) == processes
@@ -280,7 +281,7 @@ def test_a_new_revision_is_written_after_head(
     monkeypatch.setattr(genseal.migrations, "SCRIPT_LOCATION", scripts)
     genseal.db._scripts.cache_clear()
     try:
-        path, changed = genseal.db.new_revision("add nothing")
+        path, changed = genseal.db.new_revision("add nothing", model_metadata())
         assert not changed  # the models are at head
         assert path.parent == scripts / "versions"
         assert path.name == f"{following}_add_nothing.py"
