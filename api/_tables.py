@@ -6,8 +6,8 @@ from __future__ import annotations
 from sqlalchemy import MetaData
 
 from api._files import ImageFiles
-from api._jobs import JobStore
-from api._tenants import TenantStore
+from api.jobs._store import JobStore
+from api.tenants._store import TenantStore
 from gen import ReviewStore
 from provenance import ManifestStore
 from safety import BiasMonitor, FaceRegistry

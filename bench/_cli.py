@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from api._logging import configure_logging
+from genseal.logs import configure_logging
 
 
 def main(run: Callable[[int], dict[str, Any]]) -> None:

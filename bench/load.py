@@ -129,7 +129,7 @@ class ServerFailure(RuntimeError):
 @contextmanager
 def genseal_serve(workdir: Path) -> Iterator[Server]:
     """A ``genseal serve`` subprocess with a fresh home and one tenant; always terminated."""
-    from api._tenants import TenantStore
+    from api.tenants import TenantStore
     from gen import Settings
 
     home, log = workdir / "home", workdir / "server.log"
@@ -534,7 +534,7 @@ if __name__ == "__main__":
     import argparse
     import json
 
-    from api._logging import configure_logging
+    from genseal.logs import configure_logging
 
     parser = argparse.ArgumentParser(description="bench.load")
     parser.add_argument("--clients", type=int, default=32, help="concurrent clients (default 32)")

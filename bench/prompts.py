@@ -555,7 +555,7 @@ def summary(result: Mapping[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    from api._logging import configure_logging
+    from genseal.logs import configure_logging
 
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--split", choices=("test", "dev"), default="test")

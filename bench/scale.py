@@ -208,7 +208,7 @@ def _wait_200(url: str, processes: list[subprocess.Popen[bytes]]) -> None:
 
 def _wait_advertised(broker_url: str, namespace: str, pid: int) -> None:
     """Until the worker with this pid is in the registry (not a stopped one's leftover)."""
-    from api._celery_app import WorkerRegistry
+    from api.jobs import WorkerRegistry
 
     registry = WorkerRegistry(broker_url, namespace)
     try:

@@ -87,7 +87,7 @@ def run(
     if url is None:
         url = f"sqlite:///{Path(tempfile.mkdtemp(prefix='genseal-bench-store-')) / 'store.db'}"
     store = ManifestStore(url)
-    existing = _count(store)
+    existing = store.count()
     added = max(rows - existing, 0)
     fill_s = fill(store, added, start=existing) if added else 0.0
     if added:
@@ -147,15 +147,6 @@ def _analyze(store: ManifestStore) -> None:
 
     with store._transaction("analyze") as session:
         session.execute(text("ANALYZE"))
-
-
-def _count(store: ManifestStore) -> int:
-    from sqlalchemy import func, select
-
-    from provenance._store import _ManifestRow
-
-    with store._transaction("count") as session:
-        return int(session.scalar(select(func.count()).select_from(_ManifestRow)) or 0)
 
 
 def main() -> None:

@@ -24,6 +24,7 @@ from gen._requests import (
     parse_size,
 )
 from gen._reviews import ReviewRecord, ReviewStore
+from gen._screening import screen_prompt
 from gen._service import SealedGenerationService
 from gen._settings import Settings
 from gen._signing import build_signer, configured_identity, signing_root_pem
@@ -59,6 +60,7 @@ __all__ = [
     "get_preset",
     "parse_size",
     "resolve_model",
+    "screen_prompt",
     "signing_root_pem",
     "sniff_mime",
     "trust_anchors",

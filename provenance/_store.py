@@ -49,6 +49,7 @@ from sqlalchemy import (
     Table,
     Text,
     delete,
+    func,
     insert,
     select,
     update,
@@ -198,6 +199,11 @@ class ManifestStore:
                 )
                 raise StoreError(f"{what} is already stored") from exc.__cause__
             raise
+
+    def count(self) -> int:
+        """How many sealed-image records the store holds."""
+        with self._transaction("count the manifests") as session:
+            return int(session.scalar(select(func.count()).select_from(_ManifestRow)) or 0)
 
     def put(self, record: ManifestRecord) -> None:
         """Store a record, replacing one with the same id (in one transaction).

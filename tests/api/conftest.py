@@ -21,8 +21,8 @@ import httpx
 import pytest
 import uvicorn
 
-from api._celery_worker import WorkerProcess, advertiser, build_worker_app, worker_queues
-from api.app import create_app
+from api.http import create_app
+from api.jobs._celery_worker import WorkerProcess, advertiser, build_worker_app, worker_queues
 from gen import SealedGenerationService, Settings
 from tests.conftest import require_redis, throwaway_postgres
 

@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from api.app import create_app
+from api.http import create_app
 from gen import SealedGenerationService, Settings
 from genseal.errors import CheckError
 from tests._media import photo

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from api._tenants import TenantStore
+from api.tenants._store import TenantStore
 from gen import Settings
 from tests._scale import serve
 

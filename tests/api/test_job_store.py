@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from api._jobs import JobStore, Reply
+from api.jobs._store import JobStore, Reply
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -18,8 +18,8 @@ import pytest
 from PIL import Image
 from standardwebhooks.webhooks import Webhook
 
-from api._tenants import IssuedKey, TenantStore
-from api.app import create_app
+from api.http import create_app
+from api.tenants._store import IssuedKey, TenantStore
 from gen import SealedGenerationService, Settings
 from tests._media import photo
 from tests.api.conftest import BACKENDS, backend_settings, running, serving

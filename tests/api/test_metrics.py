@@ -21,9 +21,9 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import StreamingResponse
 from prometheus_client.parser import text_string_to_metric_families
 
-from api._health import install_observability, signer_not_after
-from api._metrics import Metrics
-from api.app import create_app
+from api.http import create_app
+from api.http._health import install_observability, signer_not_after
+from api.http._metrics import Metrics
 from gen import GenerationRequest, GenerationResult, SealedGenerationService, Settings
 from safety import Stage
 from tests._media import photo

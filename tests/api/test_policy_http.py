@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
+from api.http import create_app
 from gen import SealedGenerationService, Settings
 from safety import default_policy_path
 from tests.api.conftest import BACKENDS, backend_settings, celery_worker

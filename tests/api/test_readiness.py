@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from api._health import Readiness
-from api.app import create_app
+from api.http import create_app
+from api.http._health import Readiness
 from gen import DiffusersBackend, ImageBackend, SealedGenerationService, Settings
 from genseal.errors import SigningError
 from provenance import SigningIdentity, identity_problems, init_identity, load_identity

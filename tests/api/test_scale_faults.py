@@ -23,7 +23,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from api._tenants import TenantStore
+from api.tenants._store import TenantStore
 from tests._scale import RedisServer, TcpProxy, api, genseal_env, kill_group, wait_ready, worker
 from tests.conftest import throwaway_postgres
 

@@ -20,8 +20,8 @@ import uvicorn
 from fastapi import FastAPI
 from PIL import Image
 
-from api._verify_page import verify_page_router
-from api.app import create_app
+from api.http import create_app
+from api.http._verify_page import verify_page_router
 from gen import GenerationRequest, SealedGenerationService, Settings
 from provenance import C2paSigner, SealClaim, init_identity
 from tests._media import photo

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from api._tenants import TenantStore
 from api.cli import app
+from api.tenants._store import TenantStore
 from gen import Settings
 from provenance import ManifestStore
 

@@ -375,7 +375,7 @@ def test_every_part_of_a_rich_report_is_rendered() -> None:
     the command uses."""
     from rich.console import Console
 
-    from api._render_report import report_panel
+    from api.cli._render_report import report_panel
     from provenance import (
         C2paReport,
         Creator,

@@ -19,8 +19,8 @@ from skimage import data
 
 from gen._backend import GenerationOutput, GenerationParams, ModelDefaults
 from gen._backend_diffusers import DiffusersBackend
-from gen._probe import ProbeConfig, ProbeRun, load_results
-from gen._probe_report import compare_runs, render_comparison, render_report
+from gen.probe._report import compare_runs, render_comparison, render_report
+from gen.probe._run import ProbeConfig, ProbeRun, load_results
 from genseal.errors import InputError
 from safety import AttributeEstimator
 

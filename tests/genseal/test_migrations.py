@@ -16,9 +16,9 @@ from sqlalchemy import create_engine, inspect, text
 
 import genseal.db
 import genseal.migrations
-from api._jobs import JobStore
 from api._tables import model_metadata
-from api._tenants import TenantStore
+from api.jobs._store import JobStore
+from api.tenants._store import TenantStore
 from genseal.db import differences, ensure_schema, head
 from genseal.errors import InputError, StoreError
 from provenance import ManifestStore

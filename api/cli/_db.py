@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from api._cli_support import EXIT_INTERNAL, JsonOption, _dump, _errors, _settings, err, out
+from api.cli._support import EXIT_INTERNAL, JsonOption, _dump, _errors, _settings, err, out
 
 db_app = typer.Typer(
     help="The genseal database's schema: upgrade it to this genseal's revision, show where it "

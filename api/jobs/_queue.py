@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from api._jobs import JobStore, Reply, StoredJob
-from api._operations import Operations
+from api.jobs._operations import Operations
+from api.jobs._store import JobStore, Reply, StoredJob
 from gen import Settings
 
 __all__ = ["JobQueue", "make_queue"]
@@ -57,10 +57,10 @@ def make_queue(
     on_finished: Callable[[StoredJob, Reply], None] | None = None,
 ) -> JobQueue:
     if settings.job_backend == "celery":
-        from api._celery_queue import CeleryQueue
+        from api.jobs._celery_queue import CeleryQueue
 
         return CeleryQueue(settings, jobs)
-    from api._worker import JobRunner
+    from api.jobs._worker import JobRunner
 
     return JobRunner(
         jobs,

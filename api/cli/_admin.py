@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from api._cli_support import EXIT_INTERNAL, JsonOption, _dump, _errors, _settings, err, out
+from api.cli._support import EXIT_INTERNAL, JsonOption, _dump, _errors, _settings, err, out
 
 tenants_app = typer.Typer(
     help="API tenants: keys (shown once, stored hashed), rate limits, webhook secrets.",
@@ -23,7 +23,7 @@ RateOption = Annotated[
 
 
 def _tenants() -> Any:
-    from api._tenants import TenantStore
+    from api.tenants._store import TenantStore
 
     return TenantStore(_settings().store_url)
 

@@ -18,8 +18,8 @@ from collections.abc import Callable
 
 import structlog
 
-from api._jobs import JobStore, Reply, StoredJob
-from api._operations import Operations
+from api.jobs._operations import Operations
+from api.jobs._store import JobStore, Reply, StoredJob
 from genseal.errors import StoreError
 
 __all__ = ["JobLostError", "JobRunner", "execute_job"]

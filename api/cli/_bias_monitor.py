@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from api._cli_support import JsonOption, _dump, _errors, _settings, err, out
+from api.cli._support import JsonOption, _dump, _errors, _settings, err, out
 
 bias_monitor_app = typer.Typer(
     help="Bias monitoring of released images, per tenant that opted in: perceived gender, age "
@@ -45,7 +45,7 @@ def _shown(tenant: str | None) -> str:
 
 
 def _warn_unknown(tenant: str) -> None:
-    from api._tenants import TenantStore
+    from api.tenants._store import TenantStore
     from genseal.errors import NotFoundError
 
     if tenant.startswith("key-"):

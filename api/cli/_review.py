@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     pass
 
 
-from api._cli_support import (
+from api.cli._support import (
     JsonOption,
     TenantOption,
     _dump,

@@ -18,8 +18,8 @@ import structlog
 from pydantic import BaseModel, Field, ValidationError
 
 from api._files import ImageFiles
-from api._jobs import JobKind, Reply
 from api._openai_schema import GensealMeta, ImageDatum, ImageGenerationBody, ImagesResponse
+from api.jobs._store import JobKind, Reply
 from gen import (
     ConsentAttestation,
     GenerationRequest,

@@ -19,7 +19,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from api._cli_support import JsonOption, _dump, _errors, _settings, _size, err, out
+from api.cli._support import JsonOption, _dump, _errors, _settings, _size, err, out
 from genseal.errors import InputError
 
 probe_app = typer.Typer(
@@ -141,8 +141,7 @@ def _probe(
     as_json: bool,
 ) -> None:
     from gen import DiffusersBackend
-    from gen._probe import ProbeConfig, ProbeRun
-    from gen._probe_report import REPORT_FILE, render_report
+    from gen.probe import REPORT_FILE, ProbeConfig, ProbeRun, render_report
     from safety import AttributeEstimator
 
     settings = _settings()
@@ -206,8 +205,7 @@ def _print_overall(overall: dict[str, Any]) -> None:
 
 
 def _compare(runs: tuple[Path, Path], out_dir: Path, as_json: bool) -> None:
-    from gen._probe import load_results
-    from gen._probe_report import COMPARISON_FILE, compare_runs, render_comparison
+    from gen.probe import COMPARISON_FILE, compare_runs, load_results, render_comparison
 
     first, second = (load_results(path) for path in runs)
     comparison = compare_runs(first, second)

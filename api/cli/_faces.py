@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from api._cli_support import JsonOption, _dump, _errors, _read_file, _settings, err, out
+from api.cli._support import JsonOption, _dump, _errors, _read_file, _settings, err, out
 
 if TYPE_CHECKING:
     from PIL import Image

@@ -3,7 +3,7 @@
 The API side only publishes, routes and watches: it checks that a live worker serves the
 requested model before it accepts a job, publishes the job's id to that model's queue, and
 runs a reaper that puts jobs whose worker stopped renewing the lease back in the queue and
-publishes them again. Workers (``api._celery_worker``) claim the row, run it, store the answer
+publishes them again. Workers (``api.jobs._celery_worker``) claim the row, run it, store the answer
 and announce it on a Redis channel; the API reads answers from the job table, and a request
 waiting for one wakes on the announcement instead of polling on a timer.
 """
@@ -16,7 +16,7 @@ import threading
 
 import structlog
 
-from api._celery_app import (
+from api.jobs._celery_app import (
     TASK,
     WorkerRegistry,
     celery_app,
@@ -24,7 +24,7 @@ from api._celery_app import (
     model_queue,
     process_name,
 )
-from api._jobs import JobStore, Reply
+from api.jobs._store import JobStore, Reply
 from gen import Settings
 from genseal.errors import QueueError, StoreError
 

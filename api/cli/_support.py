@@ -114,7 +114,7 @@ def _write_images(result: Any, out_dir: Path) -> list[Path]:
 
 
 def _emit_result(result: Any, out_dir: Path, as_json: bool) -> None:
-    from api._render import render_generation
+    from api.cli._render import render_generation
 
     paths = _write_images(result, out_dir) if result.released else []
     if as_json:

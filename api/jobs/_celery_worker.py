@@ -27,7 +27,8 @@ import structlog
 from celery import Celery, Task
 from celery.signals import worker_process_init, worker_process_shutdown
 
-from api._celery_app import (
+from api._files import ImageFiles, load_secret
+from api.jobs._celery_app import (
     TASK,
     Advertiser,
     WorkerRegistry,
@@ -36,10 +37,9 @@ from api._celery_app import (
     model_queue,
     process_name,
 )
-from api._files import ImageFiles, load_secret
-from api._jobs import JobStore
-from api._operations import Operations
-from api._worker import execute_job
+from api.jobs._operations import Operations
+from api.jobs._store import JobStore
+from api.jobs._worker import execute_job
 from gen import SealedGenerationService, Settings
 from genseal.errors import StoreError
 

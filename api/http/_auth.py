@@ -22,7 +22,7 @@ from limits import RateLimitItem, parse
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
-from api._tenants import TenantStore
+from api.tenants._store import TenantStore
 from gen import Settings
 from genseal.errors import AuthenticationError, ConfigError, RateLimitError
 

@@ -15,14 +15,14 @@ from typing import Annotated
 import typer
 
 import genseal
-from api._cli_admin import audit_app, tenants_app
-from api._cli_bias_monitor import bias_monitor_app
-from api._cli_db import db_app
-from api._cli_faces import faces_app
-from api._cli_policy import policy_app
-from api._cli_probe import probe_app
-from api._cli_review import review_app
-from api._cli_support import (
+from api.cli._admin import audit_app, tenants_app
+from api.cli._bias_monitor import bias_monitor_app
+from api.cli._db import db_app
+from api.cli._faces import faces_app
+from api.cli._policy import policy_app
+from api.cli._probe import probe_app
+from api.cli._review import review_app
+from api.cli._support import (
     EXIT_BLOCKED,
     EXIT_HELD,
     JsonOption,
@@ -40,8 +40,8 @@ from api._cli_support import (
     _size,
     out,
 )
-from api._logging import configure_logging
 from genseal.errors import InputError
+from genseal.logs import configure_logging
 
 app = typer.Typer(
     name="genseal",
@@ -207,13 +207,13 @@ def screen(
 
     Exit 3 when it would be blocked, 4 when it would be held for review.
     """
-    from api._render import render_screen
+    from api.cli._render import render_screen
 
     with _errors():
         if image is None:
             # A prompt alone needs only the policy and its prompt checks: no store, signing
             # identity or image model (seconds of start-up for one prompt).
-            from gen._screening import screen_prompt
+            from gen import screen_prompt
 
             result = screen_prompt(
                 _settings(policy=policy), prompt or "", tenant=tenant, purpose=purpose
@@ -275,7 +275,7 @@ def verify(
     invalid, absent or unreadable); 2 usage error (no such file, bad --trust file, --manifest
     with several files, a folder with no images); 1 internal error.
     """
-    from api._cli_verify import run_verify
+    from api.cli._verify import run_verify
 
     run_verify(files, trust or [], manifest, as_json)
 
@@ -356,7 +356,7 @@ def keys_renew(as_json: JsonOption = False) -> None:
 def keys_check(as_json: JsonOption = False) -> None:
     """Validate the configured signing identity (GENSEAL_SIGNING_* or the development one) by
     signing and verifying a test manifest; exit 0 when it is fit to sign, 2 when not."""
-    from api._cli_keys import check_identity
+    from api.cli._keys import check_identity
 
     with _errors():
         check_identity(_settings(), as_json=as_json, console=out)
@@ -385,7 +385,7 @@ def serve(
     auditor page at /verify, /metrics and /readyz; OpenAPI docs at /docs."""
     import uvicorn
 
-    from api.app import create_app
+    from api.http._app import create_app
 
     with _errors():
         configure_logging(os.environ.get("GENSEAL_LOG_LEVEL", "info"), json_logs=True)
@@ -412,7 +412,7 @@ def worker(
     """Run generation jobs from the broker (GENSEAL_JOB_BACKEND=celery): a Celery worker whose
     processes each load the models and a signer once, run one job at a time and acknowledge it
     only after its answer is stored. Stop with SIGTERM: jobs in hand finish first."""
-    from api._celery_worker import run_worker
+    from api.jobs._celery_worker import run_worker
     from gen import resolve_model
 
     with _errors():

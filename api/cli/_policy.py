@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     pass
 
 
-from api._cli_support import (
+from api.cli._support import (
     EXIT_INTERNAL,
     EXIT_USAGE,
     JsonOption,

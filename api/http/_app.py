@@ -28,28 +28,27 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 import genseal
-from api._auth import Caller, Gatekeeper
 from api._files import ImageFiles, load_secret
-from api._health import Readiness, install_observability
-from api._jobs import Job, JobKind, JobStore, Reply, StoredJob, status_of
-from api._metrics import BIAS_WINDOW_DAYS, Metrics
-from api._openai_schema import (
+from api._openai_schema import ImageGenerationBody, ImagesResponse
+from api.http._auth import Caller, Gatekeeper
+from api.http._health import Readiness, install_observability
+from api.http._metrics import BIAS_WINDOW_DAYS, Metrics
+from api.http._schema import (
     AuditList,
     ErrorResponse,
     Health,
-    ImageGenerationBody,
-    ImagesResponse,
     JobList,
     PolicyEvaluateBody,
     PolicySummary,
     ReviewDecisionBody,
     ReviewList,
 )
-from api._operations import EditFields, Operations, SealFields, error_body, error_reply
-from api._queue import JobQueue, make_queue
-from api._tenants import TenantStore
-from api._verify_page import verify_page_router
-from api._webhooks import WebhookDispatcher, validate_webhook_url
+from api.http._verify_page import verify_page_router
+from api.jobs._operations import EditFields, Operations, SealFields, error_body, error_reply
+from api.jobs._queue import JobQueue, make_queue
+from api.jobs._store import Job, JobKind, JobStore, Reply, StoredJob, status_of
+from api.jobs._webhooks import WebhookDispatcher, validate_webhook_url
+from api.tenants._store import TenantStore
 from gen import ConsentAttestation, ReviewRecord, ScreenResult, SealedGenerationService
 from genseal.errors import (
     ConflictError,

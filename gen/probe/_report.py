@@ -19,10 +19,10 @@ from typing import Any
 from matplotlib.figure import Figure
 from PIL import Image, ImageDraw
 
-from gen._probe import subject_distributions, summarise
+from gen.probe._run import subject_distributions, summarise
 from safety import ATTRIBUTES, compare_metrics, prompt_metrics
 
-__all__ = ["REPORT_FILE", "compare_runs", "render_comparison", "render_report"]
+__all__ = ["COMPARISON_FILE", "REPORT_FILE", "compare_runs", "render_comparison", "render_report"]
 
 REPORT_FILE = "report.html"
 COMPARISON_FILE = "comparison.html"

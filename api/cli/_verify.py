@@ -27,7 +27,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from api._cli_support import EXIT_UNTRUSTED, _dump, _errors, _read_file, _settings
+from api.cli._support import EXIT_UNTRUSTED, _dump, _errors, _read_file, _settings
 from genseal.errors import ImageInputError, InputError, PayloadTooLargeError
 
 if TYPE_CHECKING:
@@ -201,7 +201,7 @@ def _console(*, stderr: bool) -> Console:
 
 
 def _render(reports: list[ProvenanceReport], several: bool) -> None:
-    from api._render_report import render_report, render_report_summary
+    from api.cli._render_report import render_report, render_report_summary
 
     console = _console(stderr=False)
     for report in reports:

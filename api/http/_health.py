@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse, Response
 from PIL import Image
 from pydantic import BaseModel, Field
 
-from api._metrics import Metrics, MetricsMiddleware
+from api.http._metrics import Metrics, MetricsMiddleware
 from gen import SealedGenerationService
 from provenance import SigningIdentity, identity_problems
 from safety import CheckState, Screener, Stage

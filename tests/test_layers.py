@@ -1,0 +1,56 @@
+"""The layers as a contract: no package reaches into another's private modules.
+
+Which package may import which is checked by ``lint-imports`` (the contracts in
+pyproject.toml); this test checks the other half of the contract: across packages, only public
+names. A violation names the file, the line and the import.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("genseal", "gen", "safety", "provenance", "api", "bench")
+
+
+def _private_imports(path: Path, package: str) -> list[str]:
+    """The imports in ``path`` (part of ``package``) of another package's private module."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            targets = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        for target in targets:
+            parts = target.split(".")
+            other = parts[0] in PACKAGES and parts[0] != package
+            if other and any(_private(part) for part in parts[1:]):
+                found.append(f"{path}:{node.lineno}: imports {target}")
+                break
+    return found
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_no_package_imports_another_packages_private_modules(package: str) -> None:
+    violations = [
+        violation
+        for path in sorted((ROOT / package).rglob("*.py"))
+        for violation in _private_imports(path, package)
+    ]
+    assert violations == [], "\n".join(violations)
+
+
+def test_the_check_finds_a_private_import(tmp_path: Path) -> None:
+    module = tmp_path / "module.py"
+    module.write_text("from safety._policy import Policy\nfrom safety import Policy\n")
+    assert len(_private_imports(module, "gen")) == 1
+    assert _private_imports(module, "safety") == []
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.endswith("__")  # __version__ is public
