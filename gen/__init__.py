@@ -12,6 +12,7 @@ from gen._images import (
     sniff_mime,
 )
 from gen._models import resolve_model
+from gen._parts import ServiceParts, build_parts
 from gen._presets import PRESETS, Preset, get_preset
 from gen._requests import (
     ConsentAttestation,
@@ -48,8 +49,10 @@ __all__ = [
     "ScreenResult",
     "SealedGenerationService",
     "SealedImage",
+    "ServiceParts",
     "Settings",
     "WithheldImage",
+    "build_parts",
     "build_signer",
     "build_verifier",
     "configured_identity",

@@ -16,15 +16,17 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, cast
+from typing import Any
 
 import structlog
 from PIL import Image
 
+from gen._audit_trail import AuditTrail
 from gen._backend import GenerationParams, ImageBackend
-from gen._backend_diffusers import DiffusersBackend
+from gen._bias_watch import BiasWatch
 from gen._decisions import Outcome, audit_record, blur, carry
 from gen._images import MIME_TYPES, ImageFormat, decode_image, encode_image, format_of
+from gen._parts import ServiceParts, build_parts
 from gen._presets import apply_preset, get_preset
 from gen._requests import (
     GenerationRequest,
@@ -34,45 +36,25 @@ from gen._requests import (
     SealedImage,
     WithheldImage,
 )
-from gen._reviews import ReviewRecord, ReviewStore
+from gen._review_desk import ReviewDesk
+from gen._reviews import ReviewRecord
 from gen._screening import decide_input, screen
-from gen._sealer import Sealer, SealJob
+from gen._sealer import SealJob
 from gen._settings import Settings
-from gen._signing import build_signer, configured_identity
-from gen._verification import build_verifier, configured_watermarker, other_watermarkers
-from genseal.db import ensure_schema
-from genseal.errors import GensealError, InputError
+from gen._verification import build_verifier
+from genseal.errors import InputError
 from provenance import (
-    AuditEvent,
     IngredientSpec,
-    ManifestStore,
-    SigningIdentity,
     Verifier,
     Watermarker,
 )
 from safety import (
     Action,
-    AttributeEstimator,
-    BiasMonitor,
-    ClipConceptCheck,
     Decision,
-    FaceRegistry,
     Finding,
-    ImageCheck,
-    LikenessCheck,
-    MinorsFaceCheck,
-    NudeNetCheck,
-    OpenNsfwCheck,
     Policy,
-    PolicyReloader,
     PolicySet,
-    ProtectedIdentityCheck,
-    RealPersonCheck,
-    Screener,
     Stage,
-    default_policy_path,
-    face_analyzer,
-    prompt_checks_for,
 )
 
 log = structlog.get_logger("genseal.service")
@@ -84,56 +66,45 @@ BackendLoader = Callable[[str], ImageBackend]
 
 
 class SealedGenerationService:
-    """Screens, decides, generates and seals. Thread-safe; one per process."""
+    """Screens, decides, generates and seals. Thread-safe; one per process.
 
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        backend_loader: BackendLoader | None = None,
-        on_identity_created: Callable[[SigningIdentity], None] | None = None,
-    ) -> None:
+    ``parts`` (the composition root, ``build_parts``) are made from ``settings`` when not given.
+    """
+
+    def __init__(self, settings: Settings, parts: ServiceParts | None = None) -> None:
         self.settings = settings
-        # First, before any component opens a table: a database behind this genseal is
-        # migrated, or (auto-upgrade off, at scale) refused with what to run.
-        ensure_schema(settings.store_url, auto_upgrade=settings.database_auto_upgrade)
-        # A malformed policy is an error here, at start-up, never a silent allow later.
-        self.policy_reloader = PolicyReloader(
-            settings.policy or default_policy_path(),
-            settings.policy_tenants_dir,
-            on_change=self._policy_changed,
-        )
-        self.face_registry = FaceRegistry(settings.store_url)
-        self.screener = _screener_for(
-            self.policy_reloader.current.base, settings, self.face_registry
-        )
-        self.reviews = ReviewStore(settings.store_url)
-        self.reviews.import_directory(settings.home / "reviews")
-        # One reviewer decision at a time: two approvals of one image must not seal it twice.
-        self._review_lock = threading.Lock()
-        self.watermarker: Watermarker = configured_watermarker(settings)
-        settings.home.mkdir(parents=True, exist_ok=True)
-        self.identity, remote = configured_identity(settings)
-        if self.identity.created and on_identity_created is not None:
-            on_identity_created(self.identity)
-        self.signer = build_signer(settings, self.identity, remote)
-        self.store = ManifestStore(settings.store_url)
-        self.sealer = Sealer(
-            self.watermarker, self.signer, self.store, fallbacks=other_watermarkers(settings)
-        )
-        self._load_backend = backend_loader or self._default_backend_loader
+        self.parts = parts or build_parts(settings)
+        self.policy_reloader = self.parts.policies
+        self.policy_reloader.on_change = self._policy_changed
+        self.face_registry = self.parts.face_registry
+        self.screener = self.parts.screener_for(self.policy_reloader.current.base)
+        self.reviews = self.parts.reviews
+        self.watermarker: Watermarker = self.parts.watermarker
+        self.identity = self.parts.identity
+        self.store = self.parts.store
+        self.sealer = self.parts.sealer
+        self.bias_monitor = self.parts.bias_monitor
+        self._bias = BiasWatch(self.parts.bias_monitor, self.parts.bias_estimator)
+        self._audit_trail = AuditTrail(self.store)
+        self._reviews = ReviewDesk(self.reviews, self.sealer, self._audit_trail, self._bias)
         self._backends: dict[str, ImageBackend] = {}
         self._backends_lock = threading.Lock()
         # diffusers pipelines are not re-entrant; one generation at a time per process.
         self._generate_lock = threading.Lock()
-        self.bias_monitor = BiasMonitor(
-            settings.store_url,
-            drift_tvd=settings.bias_drift_tvd,
-            min_images=settings.bias_min_images,
-        )
-        self.bias_estimator: AttributeEstimator | None = None  # made at the first use
-        self.bias_monitor_failures = 0
-        self._bias_lock = threading.Lock()
+
+    @property
+    def bias_monitor_failures(self) -> int:
+        """Releases whose bias monitoring failed (logged; the release went ahead)."""
+        return self._bias.failures
+
+    @property
+    def bias_estimator_loaded(self) -> bool:
+        """Whether the bias monitor's estimator was needed yet (it loads at the first use)."""
+        return self._bias.estimator_loaded
+
+    def close(self) -> None:
+        """Close the database the parts share."""
+        self.parts.database.close()
 
     @property
     def policies(self) -> PolicySet:
@@ -153,7 +124,7 @@ class SealedGenerationService:
     def _policy_changed(self, new: PolicySet) -> None:
         if new.base.sha256 != self.policy.sha256:
             # Term lists and the NSFW threshold come from the base policy.
-            self.screener = _screener_for(new.base, self.settings, self.face_registry)
+            self.screener = self.parts.screener_for(new.base)
 
     # -- public operations -------------------------------------------------------------------
 
@@ -167,7 +138,7 @@ class SealedGenerationService:
         request_id = request.request_id or _new_id()
         timings: dict[str, float] = {}
         report = progress or _no_progress
-        with self._recorded(request_id, request.tenant, "generate"):
+        with self._audit_trail.recorded(request_id, request.tenant, "generate"):
             report("screening", 0.02)
             prompt, params_extra = self._resolve_prompt(request)
             input_image = self._decode_input(request)
@@ -266,7 +237,7 @@ class SealedGenerationService:
         ``request_id``: as on ``GenerationRequest`` (a job's id, stable across retries)."""
         request_id = request_id or _new_id()
         timings: dict[str, float] = {}
-        with self._recorded(request_id, tenant, "seal"):
+        with self._audit_trail.recorded(request_id, tenant, "seal"):
             image = decode_image(
                 image_bytes,
                 max_bytes=self.settings.max_upload_bytes,
@@ -355,15 +326,10 @@ class SealedGenerationService:
     def backend(self, spec: str) -> ImageBackend:
         with self._backends_lock:
             if spec not in self._backends:
-                self._backends[spec] = self._load_backend(spec)
+                self._backends[spec] = self.parts.backend_loader(spec)
             return self._backends[spec]
 
     # -- the flow's parts -----------------------------------------------------------------------
-
-    def _default_backend_loader(self, spec: str) -> ImageBackend:
-        return DiffusersBackend.load(
-            spec, device=self.settings.device, offline=self.settings.offline
-        )
 
     def _resolve_prompt(self, request: GenerationRequest) -> tuple[str, dict[str, Any]]:
         if request.preset is None:
@@ -448,7 +414,9 @@ class SealedGenerationService:
         consent = request.consent.model_dump() if request and request.consent else None
         if decision.blocked:
             record = audit_record(decision, findings, context)
-            self._audit("blocked", request_id, tenant, record, key=f"{request_id}/{index}/blocked")
+            self._audit_trail.append(
+                "blocked", request_id, tenant, record, key=f"{request_id}/{index}/blocked"
+            )
             outcome.withheld.append(
                 WithheldImage(index=index, seed=seed, findings=image_findings, decision=decision)
             )
@@ -479,7 +447,9 @@ class SealedGenerationService:
             # recorded as blocked, with the outcome and the review id that can release it.
             record = audit_record(decision, findings, context)
             record.update(outcome="held", review_id=review.id)
-            self._audit("blocked", request_id, tenant, record, key=f"{request_id}/{index}/held")
+            self._audit_trail.append(
+                "blocked", request_id, tenant, record, key=f"{request_id}/{index}/held"
+            )
             outcome.held.append(
                 HeldImage(
                     index=index,
@@ -514,23 +484,7 @@ class SealedGenerationService:
         outcome.released.append(sealed)
         # The image as generated: it is what the model drew (a blur would hide the face), and
         # the face checks already analysed it, so the analyzer's cache answers.
-        self._monitor_bias(tenant, image)
-
-    def _monitor_bias(self, tenant: str | None, image: Image.Image) -> None:
-        """Count a released image's perceived attributes when its tenant opted in. Monitoring
-        watches releases and never changes one: a failure is logged and counted, not raised."""
-        try:
-            if not self.bias_monitor.enabled(tenant):
-                return
-            with self._bias_lock:
-                if self.bias_estimator is None:
-                    self.bias_estimator = AttributeEstimator(face_analyzer())
-                estimator = self.bias_estimator
-            self.bias_monitor.record(tenant, estimator.estimate(image))
-        except Exception as exc:
-            with self._bias_lock:
-                self.bias_monitor_failures += 1
-            log.warning("bias monitoring failed", tenant=tenant, error=str(exc))
+        self._bias.observe(tenant, image)
 
     # -- the review queue ------------------------------------------------------------------------
 
@@ -538,76 +492,13 @@ class SealedGenerationService:
         self, review_id: str, *, reviewer: str | None = None, note: str | None = None
     ) -> tuple[ReviewRecord, SealedImage]:
         """Seal and release a held image (as any release: watermark, C2PA, store, audit)."""
-        with self._review_lock:
-            return self._approve_review(review_id, reviewer=reviewer, note=note)
-
-    def _approve_review(
-        self, review_id: str, *, reviewer: str | None, note: str | None
-    ) -> tuple[ReviewRecord, SealedImage]:
-        review = self.reviews.get(review_id)
-        if review.status != "pending":
-            raise InputError(f"review {review_id} is already {review.status}")
-        image = decode_image(self.reviews.candidate(review_id), max_bytes=2**31, max_pixels=2**31)
-        ingredient_data = self.reviews.ingredient(review_id)
-        ingredient = (
-            IngredientSpec(
-                data=ingredient_data,
-                mime=review.ingredient_mime or "image/png",
-                title=review.ingredient_title or "input image",
-            )
-            if ingredient_data is not None
-            else None
-        )
-        with self._recorded(review.request_id, review.tenant, "review"):
-            sealed = self.sealer.seal(
-                image,
-                SealJob(
-                    index=review.index,
-                    seed=review.seed,
-                    request_id=review.request_id,
-                    tenant=review.tenant,
-                    fmt=cast(ImageFormat, review.output_format),
-                    model_id=review.model_id,
-                    model_version=review.model_version,
-                    findings=review.findings,
-                    decision=review.decision,
-                    input_decision=review.input_decision,
-                    ingredient=ingredient,
-                    consent=review.consent,
-                    context=review.context,
-                    review={
-                        "outcome": "approved",
-                        "review_id": review_id,
-                        "reviewer": reviewer,
-                        "note": note,
-                    },
-                ),
-            )
-            self._monitor_bias(review.tenant, image)
-        # The manifest id encodes the model too; model_id here is the plain model id.
-        decided = self.reviews.decide(
-            review_id,
-            "approved",
-            reviewer=reviewer,
-            note=note,
-            sealed=sealed.data,
-            manifest_id=sealed.manifest_id,
-            mime=sealed.mime,
-        )
-        return decided, sealed
+        return self._reviews.approve(review_id, reviewer=reviewer, note=note)
 
     def reject_review(
         self, review_id: str, *, reviewer: str | None = None, note: str | None = None
     ) -> ReviewRecord:
         """Discard a held image; the rejection is recorded in the audit log."""
-        with self._review_lock:
-            review = self.reviews.get(review_id)
-            if review.status != "pending":
-                raise InputError(f"review {review_id} is already {review.status}")
-            record = audit_record(review.decision, review.findings, review.context)
-            record.update(outcome="rejected", review_id=review_id, reviewer=reviewer, note=note)
-            self._audit("blocked", review.request_id, review.tenant, record)
-            return self.reviews.decide(review_id, "rejected", reviewer=reviewer, note=note)
+        return self._reviews.reject(review_id, reviewer=reviewer, note=note)
 
     def _blocked(
         self,
@@ -620,7 +511,7 @@ class SealedGenerationService:
     ) -> GenerationResult:
         """Record a block before anything is generated or sealed, and say so to the caller."""
         record = audit_record(decision, findings, context)
-        self._audit("blocked", request_id, tenant, record, key=f"{request_id}/blocked")
+        self._audit_trail.append("blocked", request_id, tenant, record, key=f"{request_id}/blocked")
         return GenerationResult(
             request_id=request_id,
             status="blocked",
@@ -628,75 +519,6 @@ class SealedGenerationService:
             findings=findings,
             timings_ms=timings,
         )
-
-    def _audit(
-        self,
-        event: AuditEvent,
-        request_id: str,
-        tenant: str | None,
-        decision: Decision | dict[str, Any],
-        *,
-        manifest_id: str | None = None,
-        key: str | None = None,
-    ) -> None:
-        """Append to the audit log; ``key`` names an outcome a retried job records once."""
-        payload = decision.as_record() if isinstance(decision, Decision) else decision
-        self.store.append_audit(
-            event=event,
-            request_id=request_id,
-            tenant=tenant,
-            decision=payload,
-            manifest_id=manifest_id,
-            entry_key=key,
-        )
-
-    @contextmanager
-    def _recorded(self, request_id: str, tenant: str | None, operation: str) -> Iterator[None]:
-        """Record any failure as an ``error`` decision, then let it propagate (fail closed)."""
-        try:
-            yield
-        except InputError:
-            raise  # the caller's mistake: nothing was screened, nothing to record
-        except Exception as exc:
-            error = exc if isinstance(exc, GensealError) else None
-            log.error("request failed", request_id=request_id, operation=operation, error=str(exc))
-            try:
-                self._audit(
-                    "error",
-                    request_id,
-                    tenant,
-                    {
-                        "operation": operation,
-                        "error": error.code if error else type(exc).__name__,
-                        "message": str(exc),
-                    },
-                )
-            except Exception as audit_exc:  # the store itself may be what failed
-                log.error("could not record the failure", error=str(audit_exc))
-            raise
-
-
-def _screener_for(policy: Policy, settings: Settings, registry: FaceRegistry) -> Screener:
-    """The checks every request goes through. CLIP and NudeNet join only when configured: a
-    sexual-content check that cannot run reports not_checked, and the fail-closed rules block
-    an output on that."""
-    prompt_checks = prompt_checks_for(policy)
-    image_checks: list[ImageCheck] = [
-        OpenNsfwCheck.from_policy(policy),
-        MinorsFaceCheck.from_policy(policy),
-        RealPersonCheck.from_policy(policy),
-        ProtectedIdentityCheck.from_policy(policy, registry),
-        LikenessCheck.from_policy(policy),
-    ]
-    if settings.clip_weights is not None:
-        image_checks.append(
-            ClipConceptCheck.from_policy(
-                policy, model=settings.clip_model, weights=settings.clip_weights
-            )
-        )
-    if settings.nudenet:
-        image_checks.append(NudeNetCheck.from_policy(policy))
-    return Screener(prompt_checks=prompt_checks, image_checks=image_checks)
 
 
 def _no_progress(_stage: str, _fraction: float) -> None:

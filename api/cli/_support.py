@@ -57,9 +57,12 @@ def _warn_dev_identity(identity: Any) -> None:
 
 
 def _service(**overrides: Any) -> Any:
-    from gen import SealedGenerationService
+    from gen import SealedGenerationService, build_parts
 
-    return SealedGenerationService(_settings(**overrides), on_identity_created=_warn_dev_identity)
+    settings = _settings(**overrides)
+    return SealedGenerationService(
+        settings, build_parts(settings, on_identity_created=_warn_dev_identity)
+    )
 
 
 def _fail(message: str, code: int) -> NoReturn:

@@ -20,7 +20,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from api.http import create_app
 from api.http._health import Readiness
-from gen import DiffusersBackend, ImageBackend, SealedGenerationService, Settings
+from gen import DiffusersBackend, ImageBackend, SealedGenerationService, Settings, build_parts
 from genseal.errors import SigningError
 from provenance import SigningIdentity, identity_problems, init_identity, load_identity
 from safety import default_policy_path
@@ -45,9 +45,8 @@ def shared_loader(spec: str) -> ImageBackend:
 def make_service(
     home: Path, loader: Callable[[str], ImageBackend] = shared_loader, **settings: Any
 ) -> SealedGenerationService:
-    return SealedGenerationService(
-        Settings(home=home, policy_reload_seconds=0, **settings), backend_loader=loader
-    )
+    config = Settings(home=home, policy_reload_seconds=0, **settings)
+    return SealedGenerationService(config, build_parts(config, backend_loader=loader))
 
 
 def readyz(url: str) -> tuple[int, dict[str, Any], dict[str, dict[str, Any]]]:

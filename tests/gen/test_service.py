@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from gen import GenerationRequest, SealedGenerationService, Settings
+from gen import GenerationRequest, SealedGenerationService, Settings, build_parts
 from genseal.db import upgrade
 from genseal.errors import SigningError, StoreError, WatermarkError
 from provenance import SealClaim, SignedAsset, WatermarkReading
-from safety import OpenNsfwCheck, Screener, TermListCheck
+from safety import OpenNsfwCheck, Policy, Screener, TermListCheck
 from tests._tsa import LocalTsa
 
 FOX = GenerationRequest(prompt="a red fox", size=(256, 256), steps=2, seed=1)
@@ -30,10 +30,9 @@ class _RefusingSigner:
         raise SigningError("the signing service refused the request")
 
 
-def test_signing_failure_releases_nothing_and_is_recorded(
-    service: SealedGenerationService,
-) -> None:
-    service.sealer.signer = _RefusingSigner()
+def test_signing_failure_releases_nothing_and_is_recorded(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home")
+    service = SealedGenerationService(settings, build_parts(settings, signer=_RefusingSigner()))
     with pytest.raises(SigningError):
         service.generate(FOX)
     [entry] = service.store.audit_entries()
@@ -60,15 +59,18 @@ def test_time_stamp_authority_down_mid_service_fails_closed_and_is_recorded(
     assert service.store.verify_audit_chain()
 
 
-def test_a_classifier_that_cannot_run_blocks_the_output(
-    service: SealedGenerationService, tmp_path: Path
-) -> None:
+def test_a_classifier_that_cannot_run_blocks_the_output(tmp_path: Path) -> None:
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"this is not an onnx model")
-    service.screener = Screener(
-        prompt_checks=[TermListCheck.from_policy(service.policy)],
-        image_checks=[OpenNsfwCheck(model_path=broken)],
-    )
+
+    def screener_for(policy: Policy) -> Screener:
+        return Screener(
+            prompt_checks=[TermListCheck.from_policy(policy)],
+            image_checks=[OpenNsfwCheck(model_path=broken)],
+        )
+
+    settings = Settings(home=tmp_path / "home")
+    service = SealedGenerationService(settings, build_parts(settings, screener_for=screener_for))
     result = service.generate(FOX)
     assert result.status == "blocked"
     assert result.images == []
@@ -152,9 +154,10 @@ class _UnreadableMark:
         return WatermarkReading(algorithm=self.name, detected=False, confidence=0.0)
 
 
-def test_an_image_no_backend_can_mark_is_not_released(service: SealedGenerationService) -> None:
-    service.sealer.watermarker = _UnreadableMark()
-    service.sealer.fallbacks = [_UnreadableMark()]
+def test_an_image_no_backend_can_mark_is_not_released(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home")
+    marks = [_UnreadableMark(), _UnreadableMark()]
+    service = SealedGenerationService(settings, build_parts(settings, watermarkers=marks))
     with pytest.raises(WatermarkError, match="reads its own mark back"):
         service.generate(FOX)
     [entry] = service.store.audit_entries()

@@ -14,6 +14,7 @@ from gen import (
     GenerationRequest,
     SealedGenerationService,
     Settings,
+    build_parts,
 )
 from gen._images import decode_image
 from genseal.errors import InputError, NotFoundError
@@ -57,9 +58,9 @@ def policy_dir(tmp_path: Path) -> Path:
 def service(
     tmp_path: Path, policy_dir: Path, tiny_backend: DiffusersBackend
 ) -> SealedGenerationService:
+    settings = Settings(home=tmp_path / "home", policy=policy_dir / "default.yaml")
     return SealedGenerationService(
-        Settings(home=tmp_path / "home", policy=policy_dir / "default.yaml"),
-        backend_loader=lambda _: tiny_backend,
+        settings, build_parts(settings, backend_loader=lambda _: tiny_backend)
     )
 
 
