@@ -23,7 +23,7 @@ from PIL import Image
 
 from bench._harness import measure, report
 from safety import AttributeEstimator, FaceAnalyzer
-from safety._skin_tone import MONK_ORBS, estimate_skin_tone
+from safety.bias import MONK_ORBS, estimate_skin_tone
 
 _HEAD = (150, 30, 300, 210)  # the astronaut's head in the 512² photo
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from api.cli import app
 from gen import Settings
-from safety._bias_monitor import BiasMonitor
+from safety import BiasMonitor
 
 runner = CliRunner()
 FEMALE = {"gender": {"female": 0.9, "male": 0.1}}

@@ -1,1 +1,0 @@
-"""Built-in prompt sets for bias probes (YAML data, read by `safety._bias_prompts`)."""

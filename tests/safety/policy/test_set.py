@@ -1,0 +1,60 @@
+"""Policy sets: a base and its tenant overlays, and hot reload that keeps the old set when the
+new files do not load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from genseal.errors import PolicyError
+from safety import PolicyReloader, PolicySet
+from tests.safety.policy._policies import BASE, write_overlay
+
+
+def test_policy_set_picks_the_tenant_overlay(policies: Path) -> None:
+    write_overlay(policies, "acme", "disable: [flag-hate]\n")
+    policy_set = PolicySet.load(policies / "base.yaml")
+    assert policy_set.for_tenant("acme").id == "acme"
+    assert policy_set.for_tenant("other").id == "base"
+    assert policy_set.for_tenant(None).id == "base"
+    assert set(policy_set.summary()["tenants"]) == {"acme"}  # type: ignore[arg-type]
+
+
+def test_an_overlay_of_another_base_is_refused(policies: Path) -> None:
+    (policies / "other.yaml").write_text(BASE.replace("id: base", "id: other"), encoding="utf-8")
+    (policies / "tenants" / "acme.yaml").write_text(
+        'id: acme\nversion: "1"\nextends: other\n', encoding="utf-8"
+    )
+    with pytest.raises(PolicyError, match="must extend the active base policy 'base'"):
+        PolicySet.load(policies / "base.yaml")
+
+
+# --- hot reload -------------------------------------------------------------------------------
+
+
+def test_hot_reload_swaps_a_valid_change_and_keeps_the_old_policy_on_an_invalid_one(
+    policies: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seen: list[str] = []
+    reloader = PolicyReloader(policies / "base.yaml", on_change=lambda s: seen.append(s.sha256))
+    first = reloader.current
+    assert reloader.check() is False  # nothing changed
+
+    (policies / "base.yaml").write_text(BASE.replace('version: "1"', 'version: "2"'), "utf-8")
+    assert reloader.check() is True
+    second = reloader.current
+    assert second.base.version == "2" and seen == [second.sha256] != [first.sha256]
+
+    (policies / "base.yaml").write_text(BASE.replace("action: flag", "action: flog"), "utf-8")
+    assert reloader.check() is False
+    assert reloader.current is second  # the old policy stays active
+    assert reloader.last_error is not None and "flag-hate" in reloader.last_error
+    assert reloader.check() is False  # the same broken file is not re-reported
+
+    # A broken overlay is rejected the same way.
+    (policies / "base.yaml").write_text(BASE, "utf-8")
+    write_overlay(policies, "acme", "disable: [no-such-rule]\n")
+    assert reloader.check() is False and reloader.current is second
+    (policies / "tenants" / "acme.yaml").unlink()
+    assert reloader.check() is True and reloader.current.base.version == "1"
