@@ -8,11 +8,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from api.cli._support import EXIT_USAGE
 from gen import Settings, build_signer, configured_identity
 from genseal.errors import GensealError, SigningError
 from provenance import identity_problems
-
-from ._cli_support import EXIT_USAGE
 
 
 def check_identity(settings: Settings, *, as_json: bool, console: Console) -> None:

@@ -41,7 +41,7 @@ _INLINE = re.compile(r"<(script|style)>(.*?)</\1>", re.DOTALL)
 @cache
 def _page() -> tuple[str, str]:
     """The page and its Content-Security-Policy, read once."""
-    html = resources.files("api").joinpath(_PAGE).read_text(encoding="utf-8")
+    html = resources.files("api.http").joinpath(_PAGE).read_text(encoding="utf-8")
     hashes: dict[str, list[str]] = {"script": [], "style": []}
     for kind, body in _INLINE.findall(html):
         digest = base64.b64encode(hashlib.sha256(body.encode("utf-8")).digest()).decode("ascii")

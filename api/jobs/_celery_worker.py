@@ -72,12 +72,14 @@ class WorkerProcess:
         service = service or SealedGenerationService(settings)
         for model in models:
             service.backend(model)  # loaded now, not on the first job
-        url = settings.store_url
+        database = service.parts.database  # one engine for every store of the process
         jobs = JobStore(
-            url, lease_seconds=settings.job_lease_seconds, max_attempts=settings.job_max_attempts
+            database,
+            lease_seconds=settings.job_lease_seconds,
+            max_attempts=settings.job_max_attempts,
         )
         files = ImageFiles(
-            url, load_secret(settings.home, "url-signing.key"), settings.image_url_ttl_seconds
+            database, load_secret(settings.home, "url-signing.key"), settings.image_url_ttl_seconds
         )
         registry = WorkerRegistry(settings.broker_url, settings.broker_namespace)
         operations = Operations(service, files)

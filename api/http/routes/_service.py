@@ -1,0 +1,26 @@
+"""``/healthz``: the service is up, and which genseal, model and policy it runs.
+(``/readyz`` and ``/metrics`` come with the observability parts, ``api.http._health``.)"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+import genseal
+from api.http._deps import ComponentsDep
+from api.http._schema import Health
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["service"])
+
+
+@router.get("/healthz", response_model=Health)
+def healthz(parts: ComponentsDep) -> Health:
+    policy = parts.service.policy
+    return Health(
+        status="ok",
+        version=genseal.__version__,
+        model=parts.settings.model,
+        policy=f"{policy.id}@{policy.version}",
+        policy_sha256=parts.service.policies.sha256,
+    )
