@@ -27,9 +27,9 @@ from gen._requests import (
 from gen._reviews import ReviewRecord, ReviewStore
 from gen._screening import screen_prompt
 from gen._service import SealedGenerationService
-from gen._settings import Settings
 from gen._signing import build_signer, configured_identity, signing_root_pem
 from gen._verification import build_verifier, trust_anchors
+from genseal.settings import Settings
 
 __all__ = [
     "MIME_TYPES",

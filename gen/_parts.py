@@ -15,10 +15,10 @@ from gen._backend import ImageBackend
 from gen._backend_diffusers import DiffusersBackend
 from gen._reviews import ReviewStore
 from gen._sealer import Sealer
-from gen._settings import Settings
 from gen._signing import build_signer, configured_identity
 from gen._verification import configured_watermarker, other_watermarkers
 from genseal.db import Database
+from genseal.settings import Settings
 from provenance import ManifestSigner, ManifestStore, SigningIdentity, Watermarker
 from safety import (
     AttributeEstimator,

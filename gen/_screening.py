@@ -29,7 +29,7 @@ from safety import (
 if TYPE_CHECKING:
     from PIL import Image
 
-    from gen._settings import Settings
+    from genseal.settings import Settings
 
 __all__ = ["decide_input", "screen", "screen_prompt"]
 

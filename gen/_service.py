@@ -40,9 +40,9 @@ from gen._review_desk import ReviewDesk
 from gen._reviews import ReviewRecord
 from gen._screening import decide_input, screen
 from gen._sealer import SealJob
-from gen._settings import Settings
 from gen._verification import build_verifier
 from genseal.errors import InputError
+from genseal.settings import Settings
 from provenance import (
     IngredientSpec,
     Verifier,

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gen._settings import Settings
 from genseal.errors import ConfigError, SigningError
+from genseal.settings import Settings
 from provenance import (
     DEFAULT_ALLOWED_EKUS,
     C2paSigner,

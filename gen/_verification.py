@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import contextlib
 
-from gen._settings import Settings
 from gen._signing import signing_root_pem
 from genseal.errors import SigningError
+from genseal.settings import Settings
 from provenance import (
     WATERMARK_BACKENDS,
     ManifestStore,

@@ -21,7 +21,6 @@ import contextlib
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -29,6 +28,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from genseal.settings import SIGNING_ALGORITHMS, SigningAlgorithm
 
 __all__ = [
     "DEFAULT_ALLOWED_EKUS",
@@ -40,16 +41,6 @@ __all__ = [
     "signing_algorithm",
 ]
 
-SigningAlgorithm = Literal["ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "ED25519"]
-SIGNING_ALGORITHMS: tuple[SigningAlgorithm, ...] = (
-    "ES256",
-    "ES384",
-    "ES512",
-    "PS256",
-    "PS384",
-    "PS512",
-    "ED25519",
-)
 DEFAULT_ALLOWED_EKUS: frozenset[str] = frozenset(
     {
         ExtendedKeyUsageOID.EMAIL_PROTECTION.dotted_string,

@@ -8,7 +8,6 @@ Every command takes ``--json`` for machine-readable output on stdout; messages g
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -38,6 +37,7 @@ from api.cli._support import (
     _service,
     _settings,
     _size,
+    log_level,
     out,
 )
 from genseal.errors import InputError
@@ -84,7 +84,7 @@ def _root(
 ) -> None:
     """genseal: generate, seal and verify images."""
     # Errors reach the user as one message on stderr; logs only when asked for.
-    configure_logging(os.environ.get("GENSEAL_LOG_LEVEL", "critical"))
+    configure_logging(log_level("critical"))
 
 
 # -- shared plumbing ------------------------------------------------------------------------------
@@ -388,7 +388,7 @@ def serve(
     from api.http._app import create_app
 
     with _errors():
-        configure_logging(os.environ.get("GENSEAL_LOG_LEVEL", "info"), json_logs=True)
+        configure_logging(log_level("info"), json_logs=True)
         application = create_app(_service(policy=policy))
         uvicorn.run(application, host=host, port=port, log_level="info")
 
@@ -416,7 +416,7 @@ def worker(
     from gen import resolve_model
 
     with _errors():
-        configure_logging(os.environ.get("GENSEAL_LOG_LEVEL", "info"), json_logs=True)
+        configure_logging(log_level("info"), json_logs=True)
         settings = _settings(policy=policy, worker_concurrency=concurrency)
         if settings.job_backend != "celery":
             raise InputError(

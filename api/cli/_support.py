@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, cast
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
 from genseal.errors import GensealError, InputError
+from genseal.settings import LogSettings
 
 if TYPE_CHECKING:
     from gen import ImageFormat
@@ -81,9 +82,24 @@ def _errors() -> Iterator[None]:
     except GensealError as exc:
         _fail(str(exc), exc.exit_code)
     except Exception as exc:
-        if os.environ.get("GENSEAL_DEBUG"):
+        if _debugging():
             raise
         _fail(f"internal error: {type(exc).__name__}: {exc} (set GENSEAL_DEBUG=1 for details)", 1)
+
+
+def _debugging() -> bool:
+    try:
+        return LogSettings().debug
+    except ValidationError:  # a malformed GENSEAL_DEBUG: the error at hand is reported as is
+        return False
+
+
+def log_level(default: str) -> str:
+    """GENSEAL_LOG_LEVEL, or ``default`` when it is unset."""
+    try:
+        return LogSettings().log_level or default
+    except ValidationError as exc:
+        _fail(f"GENSEAL_LOG_LEVEL or GENSEAL_DEBUG: {exc.errors()[0]['msg']}", EXIT_USAGE)
 
 
 def _read_file(path: Path, what: str) -> bytes:

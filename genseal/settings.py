@@ -1,15 +1,50 @@
-"""The one settings object: read from the environment (prefix ``GENSEAL_``) and handed down."""
+"""The one settings object, grouped by concern: read from the environment (prefix ``GENSEAL_``,
+then the field name) and handed down. Every environment variable genseal reads is a field here.
+
+Each group is a model of its own (``SigningSettings``, ``JobSettings``, ...); ``Settings`` is all
+of them, flat, so a variable's name does not depend on its group.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from provenance import SigningAlgorithm
+__all__ = [
+    "SIGNING_ALGORITHMS",
+    "ApiSettings",
+    "BiasSettings",
+    "CheckSettings",
+    "GenerationSettings",
+    "JobSettings",
+    "LogSettings",
+    "PolicySettings",
+    "Settings",
+    "SigningAlgorithm",
+    "SigningSettings",
+    "StorageSettings",
+    "VerificationSettings",
+    "WatermarkSettings",
+]
+
+SigningAlgorithm = Literal["ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "ED25519"]
+"""The C2PA signature algorithms genseal signs with."""
+SIGNING_ALGORITHMS: tuple[SigningAlgorithm, ...] = (
+    "ES256",
+    "ES384",
+    "ES512",
+    "PS256",
+    "PS384",
+    "PS512",
+    "ED25519",
+)
+
+_ENV = SettingsConfigDict(env_prefix="GENSEAL_", extra="ignore")
 
 
 def _default_home() -> Path:
@@ -17,10 +52,8 @@ def _default_home() -> Path:
     return Path(base) / "genseal"
 
 
-class Settings(BaseSettings):
-    """Every knob genseal has. Environment variables are the field names with ``GENSEAL_``."""
-
-    model_config = SettingsConfigDict(env_prefix="GENSEAL_", extra="ignore")
+class StorageSettings(BaseModel):
+    """Where genseal keeps its state: the home directory and the database."""
 
     home: Path = Field(
         default_factory=_default_home,
@@ -35,14 +68,71 @@ class Settings(BaseSettings):
         "it. Off: such a database is refused until `genseal db upgrade` ran (at scale, run it "
         "once as a release step and start the API and workers with this off).",
     )
-    policy: Path | None = Field(
-        default=None, description="Policy file; default the packaged policies/default.yaml."
-    )
+
+    @field_validator("home", mode="after")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @property
+    def store_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'genseal.db'}"
+
+
+class GenerationSettings(BaseModel):
+    """Models and the images they take and give."""
+
     model: str = Field(default="tiny", description="Default model: tiny, a HF id or a directory.")
     device: str | None = Field(default=None, description="torch device; default chosen for you.")
     offline: bool = Field(
         default=True, description="Never reach the Hugging Face hub; load models from cache only."
     )
+    output_format: Literal["png", "jpeg", "webp"] = "png"
+    max_upload_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
+    max_image_pixels: int = Field(default=40_000_000, gt=0)
+
+
+class PolicySettings(BaseModel):
+    """The policy files and their hot reload."""
+
+    policy: Path | None = Field(
+        default=None, description="Policy file; default the packaged policies/default.yaml."
+    )
+    policy_tenants_dir: Path | None = Field(
+        default=None,
+        description="Tenant overlays (<tenant>.yaml); default `tenants/` beside the policy file.",
+    )
+    policy_reload_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="How often `genseal serve` checks the policy files for changes; 0 disables.",
+    )
+
+
+class CheckSettings(BaseModel):
+    """Optional image checks. CLIP weights cannot be downloaded offline: unset, the CLIP
+    concept check reports not_checked for its categories rather than score with random weights."""
+
+    clip_model: str | None = Field(
+        default=None,
+        description="open_clip architecture of the CLIP concept check (e.g. ViT-B-32, "
+        "ViT-L-14-quickgelu for OpenAI weights), or local-dir:PATH with open_clip_config.json.",
+    )
+    clip_weights: Path | None = Field(
+        default=None,
+        description="Local open_clip checkpoint (state dict: .safetensors, .bin, .pt) for "
+        "GENSEAL_CLIP_MODEL; unset, the CLIP concept check reports not_checked.",
+    )
+    nudenet: bool = Field(
+        default=False,
+        description="Add NudeNet's body-part detector to the image checks; needs "
+        "pip install 'genseal[nudenet]' (AGPL-3.0).",
+    )
+
+
+class WatermarkSettings(BaseModel):
+    """The invisible watermark of sealed images."""
+
     watermark: Literal["dwtdctsvd", "rivagan", "trustmark"] = Field(
         default="rivagan",
         description="Invisible watermark embedded in every sealed image: rivagan (survives "
@@ -56,9 +146,12 @@ class Settings(BaseSettings):
         "(trustmark_Q.yaml, encoder_Q.ckpt, decoder_Q.ckpt); genseal never downloads them. "
         "Needs pip install 'genseal[trustmark]'.",
     )
-    output_format: Literal["png", "jpeg", "webp"] = "png"
 
-    # Signing. Unset: the development identity in home/keys (`genseal keys init`).
+
+class SigningSettings(BaseModel):
+    """The C2PA signing identity and what every manifest says. Unset: the development
+    identity in home/keys (`genseal keys init`)."""
+
     signing_cert: Path | None = Field(
         default=None,
         description="PEM certificate chain to sign with: the signing certificate first, then "
@@ -98,6 +191,11 @@ class Settings(BaseSettings):
         description="Name the platform as creator in every manifest (CreativeWork author).",
     )
     creator_url: str | None = Field(default=None, description="URL of the creator platform.")
+
+
+class VerificationSettings(BaseModel):
+    """Whom the verifier trusts and what it may fetch."""
+
     trust_anchors: list[Path] = Field(
         default_factory=list,
         description="Extra PEM files of roots the verifier trusts (the local root always is).",
@@ -120,42 +218,12 @@ class Settings(BaseSettings):
         default=False,
         description="Let the verifier check signing certificates for revocation online (OCSP).",
     )
-    max_upload_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
-    max_image_pixels: int = Field(default=40_000_000, gt=0)
-    api_keys: list[str] = Field(
-        default_factory=list,
-        description="API keys the HTTP API accepts as Bearer tokens; empty disables auth.",
-    )
-    policy_tenants_dir: Path | None = Field(
-        default=None,
-        description="Tenant overlays (<tenant>.yaml); default `tenants/` beside the policy file.",
-    )
-    policy_reload_seconds: float = Field(
-        default=2.0,
-        ge=0,
-        description="How often `genseal serve` checks the policy files for changes; 0 disables.",
-    )
 
-    # Optional image checks. CLIP weights cannot be downloaded offline: unset, the CLIP concept
-    # check reports not_checked for its categories rather than score with random weights.
-    clip_model: str | None = Field(
-        default=None,
-        description="open_clip architecture of the CLIP concept check (e.g. ViT-B-32, "
-        "ViT-L-14-quickgelu for OpenAI weights), or local-dir:PATH with open_clip_config.json.",
-    )
-    clip_weights: Path | None = Field(
-        default=None,
-        description="Local open_clip checkpoint (state dict: .safetensors, .bin, .pt) for "
-        "GENSEAL_CLIP_MODEL; unset, the CLIP concept check reports not_checked.",
-    )
-    nudenet: bool = Field(
-        default=False,
-        description="Add NudeNet's body-part detector to the image checks; needs "
-        "pip install 'genseal[nudenet]' (AGPL-3.0).",
-    )
 
-    # Bias monitoring of released images, for tenants an operator opted in
-    # (`genseal bias-monitor enable TENANT`); counts only, never faces.
+class BiasSettings(BaseModel):
+    """Bias monitoring of released images, for tenants an operator opted in
+    (`genseal bias-monitor enable TENANT`); counts only, never faces."""
+
     bias_baseline: Path | None = Field(
         default=None,
         description="results.json of a bias probe run (`genseal probe bias`): its overall "
@@ -175,6 +243,14 @@ class Settings(BaseSettings):
         description="Images an attribute must be measured on before its drift can be flagged.",
     )
 
+
+class ApiSettings(BaseModel):
+    """The HTTP API: keys, rate limits, image URLs and webhooks."""
+
+    api_keys: list[str] = Field(
+        default_factory=list,
+        description="API keys the HTTP API accepts as Bearer tokens; empty disables auth.",
+    )
     rate_limit: str = Field(
         default="120/minute",
         description="Default requests per tenant (limits notation: '120/minute', '10/second'); "
@@ -187,6 +263,32 @@ class Settings(BaseSettings):
         default="memory://",
         description="Where rate-limit counters live: memory:// (one process) or redis://host.",
     )
+    public_url: str | None = Field(
+        default=None,
+        description="Base URL clients reach the API at (for image URLs); default: as requested.",
+    )
+    image_url_ttl_seconds: int = Field(
+        default=3600, gt=0, description="How long a response_format=url image URL works."
+    )
+    sync_timeout_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="With the celery backend, how long a synchronous request waits for its "
+        "job; past it the answer is 202 and the job (poll GET /v1/jobs/{id}).",
+    )
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="Allow webhook URLs on loopback or private networks (off: SSRF guard).",
+    )
+    webhook_max_attempts: int = Field(default=8, ge=1, description="Deliveries before giving up.")
+    webhook_retry_seconds: float = Field(
+        default=2.0, gt=0, description="First retry delay; doubles each attempt (capped at 1 h)."
+    )
+
+
+class JobSettings(BaseModel):
+    """Jobs: who runs them (threads in the API, or Celery workers) and how they are retried."""
+
     workers: int = Field(default=2, ge=1, le=64, description="In-process job worker threads.")
     job_lease_seconds: float = Field(
         default=60.0,
@@ -217,12 +319,6 @@ class Settings(BaseSettings):
         description="A delivered job message not acknowledged this long (its worker vanished "
         "with it) is delivered again. Keep it above the longest job.",
     )
-    sync_timeout_seconds: float = Field(
-        default=600.0,
-        gt=0,
-        description="With the celery backend, how long a synchronous request waits for its "
-        "job; past it the answer is 202 and the job (poll GET /v1/jobs/{id}).",
-    )
     worker_concurrency: int = Field(
         default=1,
         ge=1,
@@ -234,27 +330,45 @@ class Settings(BaseSettings):
         description="Models a `genseal worker` serves and loads at start (default: the "
         "default model); jobs for a model go only to workers that serve it.",
     )
-    webhook_allow_private: bool = Field(
-        default=False,
-        description="Allow webhook URLs on loopback or private networks (off: SSRF guard).",
-    )
-    webhook_max_attempts: int = Field(default=8, ge=1, description="Deliveries before giving up.")
-    webhook_retry_seconds: float = Field(
-        default=2.0, gt=0, description="First retry delay; doubles each attempt (capped at 1 h)."
-    )
-    public_url: str | None = Field(
+
+
+class LogSettings(BaseSettings):
+    """Logs and error output. Read on its own by the command line before anything else (a
+    malformed setting elsewhere must not hide its own error message)."""
+
+    model_config = _ENV
+
+    log_level: str | None = Field(
         default=None,
-        description="Base URL clients reach the API at (for image URLs); default: as requested.",
+        description="Level of the structured logs on stderr (debug, info, warning, error, "
+        "critical); default critical for commands, info for `genseal serve` and `genseal worker`.",
     )
-    image_url_ttl_seconds: int = Field(
-        default=3600, gt=0, description="How long a response_format=url image URL works."
+    debug: bool = Field(
+        default=False,
+        description="Let an internal error of a command end in its traceback instead of one line.",
     )
 
-    @field_validator("home", mode="after")
+    @field_validator("log_level", mode="after")
     @classmethod
-    def _expand_home(cls, value: Path) -> Path:
-        return value.expanduser()
+    def _known_level(cls, value: str | None) -> str | None:
+        if value is not None and value.upper() not in logging.getLevelNamesMapping():
+            raise ValueError(f"unknown log level {value!r}; use debug, info, warning or error")
+        return value
 
-    @property
-    def store_url(self) -> str:
-        return self.database_url or f"sqlite:///{self.home / 'genseal.db'}"
+
+class Settings(
+    LogSettings,
+    StorageSettings,
+    GenerationSettings,
+    PolicySettings,
+    CheckSettings,
+    WatermarkSettings,
+    SigningSettings,
+    VerificationSettings,
+    BiasSettings,
+    ApiSettings,
+    JobSettings,
+):
+    """Every knob genseal has. Environment variables are the field names with ``GENSEAL_``."""
+
+    model_config = _ENV
