@@ -7,7 +7,13 @@ from typing import Any, Literal
 
 from PIL import Image, ImageFilter
 
-from gen._requests import GenerationResult, HeldImage, SealedImage, WithheldImage
+from gen._requests import (
+    GenerationResult,
+    HeldImage,
+    RequestContext,
+    SealedImage,
+    WithheldImage,
+)
 from safety import Action, Decision, Finding, Policy
 
 __all__ = ["Outcome", "audit_record", "blur", "carry"]
@@ -67,16 +73,17 @@ def carry(policy: Policy, input_decision: Decision, output_decision: Decision) -
 
 
 def audit_record(
-    decision: Decision, findings: Sequence[Finding], context: dict[str, Any]
+    decision: Decision, findings: Sequence[Finding], context: RequestContext | dict[str, Any]
 ) -> dict[str, Any]:
     """The audit `decision`: the decision plus what it was taken on (findings and request
     context, never the prompt), so `genseal policy replay` can re-decide it later."""
+    fields = context.as_dict() if isinstance(context, RequestContext) else context
     return {
         **decision.as_record(),
         "findings": [
             f.model_dump(mode="json", exclude={"latency_ms"}, exclude_none=True) for f in findings
         ],
-        "context": {k: v for k, v in context.items() if v is not None},
+        "context": {k: v for k, v in fields.items() if v is not None},
     }
 
 

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gen._images import ImageFormat
-from safety import Decision, Finding
+from safety import Decision, Finding, Stage
 
 _SIZE = re.compile(r"^(\d{2,4})x(\d{2,4})$")
 
@@ -72,6 +72,33 @@ class GenerationRequest(BaseModel):
         fields["image_sha256"] = hashlib.sha256(self.image).hexdigest() if self.image else None
         canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class RequestContext(BaseModel):
+    """What a policy rule may ask of a request (``request.*`` in CEL), what the audit log keeps
+    beside a decision so it can be replayed, and what a held image's review carries. Built
+    once per request; ``at(stage)`` names the stage being decided. Never holds the prompt."""
+
+    model_config = ConfigDict(frozen=True)
+
+    operation: Literal["generate", "seal", "screen"]
+    tenant: str = ""
+    purpose: str = ""
+    model: str = ""
+    has_input_image: bool = False
+    preset: str = ""
+    n: int = 1
+    has_consent: bool | None = None
+    consent: dict[str, Any] | None = None
+    request_sha256: str | None = None
+    stage: Stage | None = None
+
+    def at(self, stage: Stage) -> RequestContext:
+        return self.model_copy(update={"stage": stage})
+
+    def as_dict(self) -> dict[str, Any]:
+        """The policy's ``request`` variable: the fields that apply to this operation."""
+        return self.model_dump(mode="json", exclude_none=True)
 
 
 class SealedImage(BaseModel):

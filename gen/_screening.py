@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from gen._requests import ScreenResult
+from gen._requests import RequestContext, ScreenResult
 from genseal.errors import InputError
 from safety import (
     Decision,
@@ -35,18 +35,16 @@ __all__ = ["decide_input", "screen", "screen_prompt"]
 
 
 def decide_input(
-    policy: Policy, findings: Sequence[Finding], context: dict[str, Any]
+    policy: Policy, findings: Sequence[Finding], context: RequestContext
 ) -> tuple[Decision, list[Finding]]:
     """Decide before generating: on the prompt, then on prompt and input image together.
     Returns the decision and the findings it was taken on (what the audit log records)."""
     prompt_findings = [f for f in findings if f.stage is Stage.PROMPT]
-    decision = policy.decide(
-        prompt_findings, Stage.PROMPT, {**context, "stage": Stage.PROMPT.value}
-    )
-    if decision.blocked or not context.get("has_input_image"):
+    decision = policy.decide(prompt_findings, Stage.PROMPT, context.at(Stage.PROMPT).as_dict())
+    if decision.blocked or not context.has_input_image:
         return decision, prompt_findings
     both = list(findings)
-    return policy.decide(both, Stage.INPUT, {**context, "stage": Stage.INPUT.value}), both
+    return policy.decide(both, Stage.INPUT, context.at(Stage.INPUT).as_dict()), both
 
 
 def screen(
@@ -66,16 +64,13 @@ def screen(
     findings: list[Finding] = screener.screen_prompt(prompt) if prompt else []
     if image is not None:
         findings += screener.screen_images([image], Stage.INPUT)
-    context = {
-        "tenant": tenant or "",
-        "purpose": purpose or "",
-        "model": "",
-        "has_input_image": image is not None,
-        "preset": "",
-        "n": 1,
-        "operation": "screen",
-        "has_consent": has_consent,
-    }
+    context = RequestContext(
+        operation="screen",
+        tenant=tenant or "",
+        purpose=purpose or "",
+        has_input_image=image is not None,
+        has_consent=has_consent,
+    )
     decision, _ = decide_input(policies.for_tenant(tenant), findings, context)
     return ScreenResult(request_id=uuid.uuid4().hex, decision=decision, findings=findings)
 

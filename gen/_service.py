@@ -32,6 +32,7 @@ from gen._requests import (
     GenerationRequest,
     GenerationResult,
     HeldImage,
+    RequestContext,
     ScreenResult,
     SealedImage,
     WithheldImage,
@@ -176,7 +177,7 @@ class SealedGenerationService:
             report("sealing", 0.85)
 
             outcome = Outcome()
-            output_context = {**context, "stage": Stage.OUTPUT.value}
+            output_context = context.at(Stage.OUTPUT)
             for index, image in enumerate(output.images):
                 seed = output.seeds[index] if index < len(output.seeds) else None
                 with _timed(timings, "screen_output"):
@@ -191,7 +192,9 @@ class SealedGenerationService:
                 out_decision = carry(
                     policy,
                     decision,
-                    policy.decide(findings + image_findings, Stage.OUTPUT, output_context),
+                    policy.decide(
+                        findings + image_findings, Stage.OUTPUT, output_context.as_dict()
+                    ),
                 )
                 self._dispose(
                     outcome,
@@ -244,15 +247,12 @@ class SealedGenerationService:
                 max_pixels=self.settings.max_image_pixels,
                 name=image_name,
             )
-            context = {
-                "tenant": tenant or "",
-                "purpose": purpose or "",
-                "model": source_model or "unknown",
-                "has_input_image": False,
-                "preset": "",
-                "n": 1,
-                "operation": "seal",
-            }
+            context = RequestContext(
+                operation="seal",
+                tenant=tenant or "",
+                purpose=purpose or "",
+                model=source_model or "unknown",
+            )
             policy = self.policies.for_tenant(tenant)
             with _timed(timings, "screen"):
                 prompt_findings = self.screener.screen_prompt(prompt) if prompt else []
@@ -265,8 +265,8 @@ class SealedGenerationService:
                     return self._blocked(
                         request_id, tenant, input_decision, decided_on, context, timings
                     )
-            output_context = {**context, "stage": Stage.OUTPUT.value}
-            decision = policy.decide(findings, Stage.OUTPUT, output_context)
+            output_context = context.at(Stage.OUTPUT)
+            decision = policy.decide(findings, Stage.OUTPUT, output_context.as_dict())
             if input_decision is not None:
                 decision = carry(policy, input_decision, decision)
             fmt = output_format or format_of(image_bytes) or self.settings.output_format
@@ -360,19 +360,19 @@ class SealedGenerationService:
             name=request.image_name,
         )
 
-    def _context(self, request: GenerationRequest, has_input_image: bool) -> dict[str, Any]:
-        return {
-            "tenant": request.tenant or "",
-            "model": request.model or self.settings.model,
-            "has_input_image": has_input_image,
-            "preset": request.preset or "",
-            "n": request.n,
-            "operation": "generate",
-            "purpose": request.purpose or "",
-            "has_consent": request.consent is not None,
-            "consent": request.consent.model_dump() if request.consent else {},
-            "request_sha256": request.digest(),
-        }
+    def _context(self, request: GenerationRequest, has_input_image: bool) -> RequestContext:
+        return RequestContext(
+            operation="generate",
+            tenant=request.tenant or "",
+            model=request.model or self.settings.model,
+            has_input_image=has_input_image,
+            preset=request.preset or "",
+            n=request.n,
+            purpose=request.purpose or "",
+            has_consent=request.consent is not None,
+            consent=request.consent.model_dump() if request.consent else {},
+            request_sha256=request.digest(),
+        )
 
     def _ingredient(self, request: GenerationRequest) -> IngredientSpec | None:
         if request.image is None:
@@ -406,7 +406,7 @@ class SealedGenerationService:
         image_findings: list[Finding],
         decision: Decision,
         input_decision: Decision | None,
-        context: dict[str, Any],
+        context: RequestContext,
         request: GenerationRequest | None,
         timings: dict[str, float],
     ) -> None:
@@ -435,7 +435,7 @@ class SealedGenerationService:
                     "findings": findings,
                     "decision": decision,
                     "input_decision": input_decision,
-                    "context": context,
+                    "context": context.as_dict(),
                     "consent": consent,
                     "ingredient_mime": ingredient.mime if ingredient else None,
                     "ingredient_title": ingredient.title if ingredient else None,
@@ -477,7 +477,7 @@ class SealedGenerationService:
                     input_decision=input_decision,
                     ingredient=ingredient,
                     consent=consent,
-                    context=context,
+                    context=context.as_dict(),
                     blurred=blurred,
                 ),
             )
@@ -506,7 +506,7 @@ class SealedGenerationService:
         tenant: str | None,
         decision: Decision,
         findings: list[Finding],
-        context: dict[str, Any],
+        context: RequestContext,
         timings: dict[str, float],
     ) -> GenerationResult:
         """Record a block before anything is generated or sealed, and say so to the caller."""
