@@ -24,7 +24,7 @@ from gen import DiffusersBackend, ImageBackend, SealedGenerationService, Setting
 from genseal.errors import SigningError
 from provenance import SigningIdentity, identity_problems, init_identity, load_identity
 from safety import default_policy_path
-from tests.api.test_metrics import serve
+from tests.api.http.test_metrics import serve
 
 CHECKS = ["model", "checks", "signer", "store", "policy"]
 NOW = dt.datetime.now(dt.UTC)
