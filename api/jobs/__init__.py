@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from api.jobs._model import Job, JobKind, JobStatus, Reply, StoredJob, status_of
 from api.jobs._operations import EditFields, Operations, SealFields, error_body, error_reply
 from api.jobs._queue import JobQueue, make_queue
-from api.jobs._store import Job, JobKind, JobStatus, JobStore, Reply, StoredJob, status_of
+from api.jobs._store import JobStore
 from api.jobs._webhooks import WebhookDispatcher, sign_webhook, validate_webhook_url
 
 if TYPE_CHECKING:

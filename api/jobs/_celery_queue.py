@@ -24,7 +24,8 @@ from api.jobs._celery_app import (
     model_queue,
     process_name,
 )
-from api.jobs._store import JobStore, Reply
+from api.jobs._model import Reply
+from api.jobs._store import JobStore
 from gen import Settings
 from genseal.errors import QueueError, StoreError
 

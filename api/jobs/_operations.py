@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from api._files import ImageFiles
 from api._openai_schema import GensealMeta, ImageDatum, ImageGenerationBody, ImagesResponse
-from api.jobs._store import JobKind, Reply
+from api.jobs._model import JobKind, Reply
 from gen import (
     ConsentAttestation,
     GenerationRequest,

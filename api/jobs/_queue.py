@@ -15,8 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+from api.jobs._model import Reply, StoredJob
 from api.jobs._operations import Operations
-from api.jobs._store import JobStore, Reply, StoredJob
+from api.jobs._store import JobStore
 from gen import Settings
 
 __all__ = ["JobQueue", "make_queue"]

@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 import httpx
 import structlog
 
-from api.jobs._store import PendingWebhook
+from api.jobs._model import PendingWebhook
 from genseal.errors import InputError
 
 __all__ = ["WebhookDispatcher", "sign_webhook", "validate_webhook_url"]

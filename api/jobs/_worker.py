@@ -18,8 +18,9 @@ from collections.abc import Callable
 
 import structlog
 
+from api.jobs._model import Reply, StoredJob
 from api.jobs._operations import Operations
-from api.jobs._store import JobStore, Reply, StoredJob
+from api.jobs._store import JobStore
 from genseal.errors import StoreError
 
 __all__ = ["JobLostError", "JobRunner", "execute_job"]

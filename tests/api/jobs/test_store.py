@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from api.jobs._store import JobStore, Reply
+from api.jobs._model import Reply
+from api.jobs._store import JobStore
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
