@@ -4,9 +4,7 @@ workers (``genseal worker``) at scale — with signed webhooks when they finish.
 The Celery parts need the ``scale`` extra; they load only when asked for by name.
 """
 
-from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
+import typing
 
 from api.jobs._model import Job, JobKind, JobStatus, Reply, StoredJob, status_of
 from api.jobs._operations import EditFields, Operations, SealFields, error_body, error_reply
@@ -14,7 +12,7 @@ from api.jobs._queue import JobQueue, make_queue
 from api.jobs._store import JobStore
 from api.jobs._webhooks import WebhookDispatcher, sign_webhook, validate_webhook_url
 
-if TYPE_CHECKING:
+if typing.TYPE_CHECKING:
     from api.jobs._celery_app import WorkerRegistry
     from api.jobs._celery_worker import run_worker
 
@@ -43,7 +41,7 @@ __all__ = [
 _CELERY = {"WorkerRegistry": "api.jobs._celery_app", "run_worker": "api.jobs._celery_worker"}
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> typing.Any:
     if name in _CELERY:
         from importlib import import_module
 

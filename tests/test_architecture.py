@@ -1,7 +1,8 @@
-"""The layers as a contract: no package reaches into another's private modules.
+"""The shape of the code as a contract: no package reaches into another's private modules, and
+no module grows past what a reader takes in at once.
 
 Which package may import which is checked by ``lint-imports`` (the contracts in
-pyproject.toml); this test checks the other half of the contract: across packages, only public
+pyproject.toml); this test checks the other half of the layers: across packages, only public
 names. A violation names the file, the line and the import.
 """
 
@@ -14,6 +15,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("genseal", "gen", "safety", "provenance", "api", "bench")
+MAX_LINES = 600
+# A longer module says why in its docstring's first lines, with these words.
+_LONG_REASON = "longer than 600 lines because"
 
 
 def _private_imports(path: Path, package: str) -> list[str]:
@@ -54,3 +58,13 @@ def test_the_check_finds_a_private_import(tmp_path: Path) -> None:
 
 def _private(name: str) -> bool:
     return name.startswith("_") and not name.endswith("__")  # __version__ is public
+
+
+@pytest.mark.parametrize("package", ["genseal", "gen", "safety", "provenance", "api"])
+def test_modules_stay_short_or_say_why(package: str) -> None:
+    long = []
+    for path in sorted((ROOT / package).rglob("*.py")):
+        lines = path.read_text().splitlines()
+        if len(lines) > MAX_LINES and _LONG_REASON not in "\n".join(lines[:10]):
+            long.append(f"{path}: {len(lines)} lines")
+    assert long == [], "\n".join(long)
