@@ -251,7 +251,7 @@ def model_card(meta: dict[str, Any]) -> str:
         "A multi-label prompt classifier for text-to-image requests: one sigmoid per label "
         f"({', '.join(meta['labels'])}) over {meta['encoder']}, one hidden layer of "
         f"{meta['training']['hidden']} units. genseal's `prompt_classifier` check runs it "
-        "(`safety/_prompt_classifier.py`); policies act on its findings.",
+        "(`safety/prompt/_classifier.py`); policies act on its findings.",
         "",
         "## Data",
         "",

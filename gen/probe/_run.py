@@ -9,7 +9,7 @@ A probe run is a directory:
                     at most the image in flight and `--resume` skips every image already there
     images/         the generated images, PNG, `<set>/<key>/<seed>.png`
     results.json    per-prompt and overall metrics (written when every image is measured)
-    report.html     the self-contained report (`gen/_probe_report.py`)
+    report.html     the self-contained report (`gen/probe/_report.py`)
 
 Every prompt is drawn with the same seeds (`seed`, `seed + 1`, ...), so two prompts, or two
 models, are compared on the same starting noise. An image's subject is its largest face; an
