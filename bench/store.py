@@ -121,7 +121,7 @@ def run(
     misses = [rng.bytes(32).hex() for _ in range(runs + 2)]
     miss_stats = measure(lambda: store.nearest(misses.pop(), distance), runs)
     scan_query = queries[0][1]
-    # Past _fpindex.MAX_PROBES (52+ bits) nearest scans the compact fingerprint table.
+    # Past the store index's MAX_PROBES (52+ bits) nearest scans the compact fingerprint table.
     scan_stats = measure(lambda: store.nearest(scan_query, 64), scan_runs, warmup=0)
     store.close()
     return {

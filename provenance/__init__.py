@@ -1,6 +1,12 @@
 """Provenance: C2PA manifests, signing identities, watermarks, fingerprints, the manifest store,
 the audit log and verification.
 
+One concern per sub-package: `provenance.c2pa` (signing manifests, reading and validating
+them), `provenance.identity` (signing identities, remote signers, trust), `provenance.watermark`
+(the watermark seam and its backends), `provenance.fingerprints` (PDQ and the crop print),
+`provenance.store` (the manifest store and audit log) and `provenance.verify` (the verifier and
+its report). Here: the names the rest of genseal uses; each sub-package exports all of its own.
+
 Sealing one image (what `gen` does, in this order)::
 
     marked = watermarker.embed(image, payload)            # pixels first
@@ -15,85 +21,67 @@ Verifying: ``Verifier(store, root_pem, watermarker).verify(data, name)``.
 Never imports `gen`, `safety` or `api`.
 """
 
-from ._c2pa import (
+from provenance._media import sniff_mime
+from provenance.c2pa import (
     MODERATION_LABEL,
-    SOFT_BINDING_LABEL,
     TRAINED_ALGORITHMIC_MEDIA,
-    TRAINING_MINING_LABEL,
+    C2paReport,
     C2paSigner,
+    Creator,
+    IdentityAssertion,
+    IngredientReport,
     IngredientSpec,
     ManifestOptions,
     ManifestSigner,
     SealClaim,
     SignedAsset,
-)
-from ._cropprint import CROP_MATCH_THRESHOLD, crop_match, crop_print
-from ._dwtdctsvd import DwtDctSvdWatermarker
-from ._fingerprint import Fingerprint, Fingerprinter, fingerprint, hamming
-from ._identity import ensure_identity, init_identity, load_identity, renew_identity
-from ._media import sniff_mime
-from ._pem_identity import load_pem_identity
-from ._records import AuditEntry, AuditEvent, AuditLog, ManifestLookup, ManifestRecord
-from ._remote_signer import RemoteSigner, load_signer_plugin
-from ._report import (
-    C2paReport,
-    C2paState,
-    CertificateInfo,
-    Creator,
-    Evidence,
-    IdentityAssertion,
-    IngredientReport,
-    ProvenanceReport,
-    Recovery,
     StatusCode,
     TimeStamp,
 )
-from ._rivagan import RivaGanWatermarker
-from ._signing_identity import (
+from provenance.fingerprints import crop_match, crop_print, fingerprint, hamming
+from provenance.identity import (
     DEFAULT_ALLOWED_EKUS,
-    SIGNING_ALGORITHMS,
+    RemoteSigner,
     SigningAlgorithm,
     SigningIdentity,
+    TrustConfig,
+    ensure_identity,
     identity_problems,
+    init_identity,
+    load_allowed_ekus,
+    load_identity,
+    load_pem_identity,
+    load_signer_plugin,
+    renew_identity,
 )
-from ._store import ManifestStore
-from ._trust import TrustConfig, load_allowed_ekus
-from ._trustmark import TrustMarkWatermarker
-from ._verify import Verifier
-from ._watermark import Watermarker, WatermarkReading
-from ._watermarkers import (
+from provenance.store import AuditEntry, AuditEvent, ManifestRecord, ManifestStore
+from provenance.verify import ProvenanceReport, Recovery, Verifier
+from provenance.watermark import (
     OPTIONAL_WATERMARK_BACKENDS,
     WATERMARK_BACKENDS,
-    WatermarkBackend,
+    DwtDctSvdWatermarker,
+    RivaGanWatermarker,
+    TrustMarkWatermarker,
+    Watermarker,
+    WatermarkReading,
     make_watermarker,
 )
 
 __all__ = [
-    "CROP_MATCH_THRESHOLD",
     "DEFAULT_ALLOWED_EKUS",
     "MODERATION_LABEL",
     "OPTIONAL_WATERMARK_BACKENDS",
-    "SIGNING_ALGORITHMS",
-    "SOFT_BINDING_LABEL",
     "TRAINED_ALGORITHMIC_MEDIA",
-    "TRAINING_MINING_LABEL",
     "WATERMARK_BACKENDS",
     "AuditEntry",
     "AuditEvent",
-    "AuditLog",
     "C2paReport",
     "C2paSigner",
-    "C2paState",
-    "CertificateInfo",
     "Creator",
     "DwtDctSvdWatermarker",
-    "Evidence",
-    "Fingerprint",
-    "Fingerprinter",
     "IdentityAssertion",
     "IngredientReport",
     "IngredientSpec",
-    "ManifestLookup",
     "ManifestOptions",
     "ManifestRecord",
     "ManifestSigner",
@@ -111,7 +99,6 @@ __all__ = [
     "TrustConfig",
     "TrustMarkWatermarker",
     "Verifier",
-    "WatermarkBackend",
     "WatermarkReading",
     "Watermarker",
     "crop_match",

@@ -25,12 +25,13 @@ TenantArgument = Annotated[
 ]
 
 
-def _monitor() -> Any:
+def _monitor(database: Any = None) -> Any:
+    """The bias monitor, on ``database`` (a ``genseal.db.Database``) or one of its own."""
     from safety import BiasMonitor
 
     settings = _settings()
     return BiasMonitor(
-        settings.store_url,
+        database if database is not None else settings.store_url,
         drift_tvd=settings.bias_drift_tvd,
         min_images=settings.bias_min_images,
     )
@@ -44,14 +45,14 @@ def _shown(tenant: str | None) -> str:
     return tenant or NO_TENANT
 
 
-def _warn_unknown(tenant: str) -> None:
-    from api.tenants._store import TenantStore
+def _warn_unknown(database: Any, tenant: str) -> None:
+    from api.tenants import TenantStore
     from genseal.errors import NotFoundError
 
     if tenant.startswith("key-"):
         return  # a GENSEAL_API_KEYS key's tenant: not in the tenant table
     try:
-        TenantStore(_settings().store_url).get(tenant)
+        TenantStore(database).get(tenant)
     except NotFoundError:
         err.print(
             f"[yellow]warning:[/] no tenant {tenant!r} in the tenant table yet "
@@ -63,11 +64,17 @@ def _warn_unknown(tenant: str) -> None:
 @bias_monitor_app.command("enable")
 def enable(tenant: TenantArgument, as_json: JsonOption = False) -> None:
     """Count this tenant's released images from now on."""
+    from genseal.db import Database
+
     with _errors():
         name = _tenant(tenant)
-        state = _monitor().enable(name)
-        if name is not None:
-            _warn_unknown(name)
+        database = Database(_settings().store_url)  # both stores on one engine
+        try:
+            state = _monitor(database).enable(name)
+            if name is not None:
+                _warn_unknown(database, name)
+        finally:
+            database.close()
         if as_json:
             _dump(state.model_dump(mode="json"))
         else:

@@ -22,7 +22,7 @@ from api.tenants._store import TenantStore
 from genseal.db import differences, ensure_schema, head
 from genseal.errors import InputError, StoreError
 from provenance import ManifestStore
-from tests.provenance.test_store import BASE, _flip, _record
+from tests.provenance.store.test_sql import BASE, _flip, _record
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

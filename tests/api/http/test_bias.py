@@ -9,13 +9,14 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.http import create_app
-from gen import SealedGenerationService, Settings
+from gen import SealedGenerationService, Settings, build_parts
 from genseal.errors import CheckError
 from tests._media import photo
 from tests.api.conftest import BACKENDS, backend_settings, celery_worker
@@ -114,22 +115,28 @@ def test_released_images_are_counted_and_drift_is_flagged(api: Api) -> None:
     assert not any(labels[:1] == ("beta",) for _, labels in samples), "beta did not opt in"
 
 
-def test_a_monitor_failure_is_counted_and_the_image_released(
-    api: Api, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_monitor_failure_is_counted_and_the_image_released(tmp_path: Path) -> None:
     class Broken:
         def estimate(self, image: object) -> None:
             raise CheckError("the face models are missing")
 
-    before = _scrape(api.client)[("genseal_bias_monitor_failures_total", ())]
-    monkeypatch.setattr(api.service, "bias_estimator", Broken())
-    sealed = api.client.post(
-        "/v1/seal",
-        headers=api.acme,
-        files={"image": ("me.png", photo("astronaut"), "image/png")},
+    settings = Settings(home=tmp_path / "home")
+    broken: Any = Broken()
+    service = SealedGenerationService(
+        settings, build_parts(settings, bias_estimator=lambda: broken)
     )
-    assert sealed.status_code == 200 and len(sealed.json()["data"]) == 1
-    after = _scrape(api.client)[("genseal_bias_monitor_failures_total", ())]
+    app = create_app(service)
+    acme = {"Authorization": f"Bearer {app.state.genseal.tenants.create('acme').api_key}"}
+    service.bias_monitor.enable("acme")
+    with TestClient(app) as client:
+        before = _scrape(client)[("genseal_bias_monitor_failures_total", ())]
+        sealed = client.post(
+            "/v1/seal",
+            headers=acme,
+            files={"image": ("me.png", photo("astronaut"), "image/png")},
+        )
+        assert sealed.status_code == 200 and len(sealed.json()["data"]) == 1
+        after = _scrape(client)[("genseal_bias_monitor_failures_total", ())]
     assert after == before + 1
 
 

@@ -245,7 +245,7 @@ def test_failing_store_is_not_ready(tmp_path: Path) -> None:
     with serve(observed_app(service)) as url:
         wait_for(url, lambda status, _: status == 200)
         # The database file turns into something else (a bad restore, a full disk's debris).
-        service.store.close()
+        service.close()  # drops the pooled connections to the old file
         for leftover in home.glob("genseal.db-*"):
             leftover.unlink()
         (home / "genseal.db").write_bytes(b"not a database\n" * 512)
