@@ -30,9 +30,9 @@ class Deployment:
         return {"Authorization": f"Bearer {tenant.api_key}", **extra}
 
 
-# One deployment per job backend for every module of the package: starting a server (and, for
-# celery, its worker) is the slow part.
-@pytest.fixture(scope="package", params=BACKENDS)
+# One deployment per job backend and module; never longer: an in-process Celery test worker
+# must be gone before another module starts its own.
+@pytest.fixture(scope="module", params=BACKENDS)
 def deployment(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Deployment]:
