@@ -63,13 +63,20 @@ class Outcome:
 
 def carry(policy: Policy, input_decision: Decision, output_decision: Decision) -> Decision:
     """A `review` or `blur` taken on the input applies to every output it led to, unless the
-    output's own decision ranks higher in the policy's precedence."""
-    if input_decision.action not in (Action.REVIEW, Action.BLUR):
+    output's own decision ranks higher in the policy's precedence.
+
+    The consent the input decision accepted goes along too: a `require_consent` rule is
+    decided on before generating, and the output's decision, the one a result reports and the
+    audit log keeps, would otherwise not say that consent is why the image could be made.
+    """
+    if input_decision.action in (Action.REVIEW, Action.BLUR):
+        rank = {action: i for i, action in enumerate(policy.spec.precedence)}
+        if rank[input_decision.action] < rank[output_decision.action]:
+            return input_decision
+    if not input_decision.consent_satisfied:
         return output_decision
-    rank = {action: i for i, action in enumerate(policy.spec.precedence)}
-    if rank[input_decision.action] < rank[output_decision.action]:
-        return input_decision
-    return output_decision
+    satisfied = [*input_decision.consent_satisfied, *output_decision.consent_satisfied]
+    return output_decision.model_copy(update={"consent_satisfied": list(dict.fromkeys(satisfied))})
 
 
 def audit_record(

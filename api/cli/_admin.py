@@ -6,13 +6,14 @@ from typing import Annotated, Any
 
 import typer
 
+from api.cli._help import GensealTyper
 from api.cli._support import EXIT_INTERNAL, JsonOption, _dump, _errors, _settings, err, out
 
-tenants_app = typer.Typer(
+tenants_app = GensealTyper(
     help="API tenants: keys (shown once, stored hashed), rate limits, webhook secrets.",
     no_args_is_help=True,
 )
-audit_app = typer.Typer(
+audit_app = GensealTyper(
     help="The append-only, hash-chained log of every decision.", no_args_is_help=True
 )
 

@@ -18,12 +18,15 @@ from api.cli._admin import audit_app, tenants_app
 from api.cli._bias_monitor import bias_monitor_app
 from api.cli._db import db_app
 from api.cli._faces import faces_app
+from api.cli._help import Choices, GensealTyper
 from api.cli._policy import policy_app
 from api.cli._probe import probe_app
 from api.cli._review import review_app
 from api.cli._support import (
     EXIT_BLOCKED,
     EXIT_HELD,
+    IMAGE_FORMAT,
+    PRESET,
     JsonOption,
     PolicyOption,
     PurposeOption,
@@ -41,9 +44,9 @@ from api.cli._support import (
     out,
 )
 from genseal.errors import InputError
-from genseal.logs import configure_logging
+from genseal.logs import configure_logging, stdlib_log_config
 
-app = typer.Typer(
+app = GensealTyper(
     name="genseal",
     help=(
         "Moderated, provenance-sealed image generation. Every image is screened, decided on by "
@@ -54,9 +57,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-keys_app = typer.Typer(help="The signing identity that seals images.", no_args_is_help=True)
+keys_app = GensealTyper(help="The signing identity that seals images.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
-manifests_app = typer.Typer(
+manifests_app = GensealTyper(
     help="Manifests in the manifest store: export them as .c2pa sidecars.", no_args_is_help=True
 )
 app.add_typer(manifests_app, name="manifests")
@@ -100,7 +103,10 @@ def generate(
     model: Annotated[
         str | None, typer.Option(help="tiny (embedded default), a Hugging Face id or a directory.")
     ] = None,
-    preset: Annotated[str | None, typer.Option(help="A preset, e.g. figurine.")] = None,
+    preset: Annotated[
+        str | None,
+        typer.Option(metavar=PRESET, help="A prompt template with the settings that suit it."),
+    ] = None,
     n: Annotated[int, typer.Option("--n", min=1, max=8, help="Number of images.")] = 1,
     seed: Annotated[int | None, typer.Option(min=0, help="Seed; image k uses seed+k.")] = None,
     steps: Annotated[int | None, typer.Option(min=1, max=150, help="Denoising steps.")] = None,
@@ -119,7 +125,12 @@ def generate(
     consent_reference: Annotated[
         str | None, typer.Option(help="Consent attestation: the platform's consent record.")
     ] = None,
-    fmt: Annotated[str | None, typer.Option("--format", help="png, jpeg or webp.")] = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format", metavar=IMAGE_FORMAT, help="Image format (default: GENSEAL_OUTPUT_FORMAT)."
+        ),
+    ] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Directory for sealed images.")] = Path(
         "."
     ),
@@ -167,7 +178,10 @@ def seal(
     tenant: TenantOption = None,
     purpose: PurposeOption = None,
     fmt: Annotated[
-        str | None, typer.Option("--format", help="png, jpeg or webp (default: as the input).")
+        str | None,
+        typer.Option(
+            "--format", metavar=IMAGE_FORMAT, help="Image format (default: as the input)."
+        ),
     ] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Directory for the sealed image.")] = Path(
         "."
@@ -383,14 +397,22 @@ def serve(
 ) -> None:
     """Run the HTTP API: OpenAI-compatible image endpoints, jobs and webhooks, verify, the
     auditor page at /verify, /metrics and /readyz; OpenAPI docs at /docs."""
+    import logging.config
+
     import uvicorn
 
     from api.http._app import create_app
 
     with _errors():
-        configure_logging(log_level("info"), json_logs=True)
-        application = create_app(_service(policy=policy))
-        uvicorn.run(application, host=host, port=port, log_level="info")
+        level = log_level("info")
+        configure_logging(level, json_logs=True)
+        # uvicorn's and other libraries' logs as the same JSON lines, from start-up on (loading
+        # the models and the database logs before uvicorn would configure its loggers).
+        log_config = stdlib_log_config(level)
+        logging.config.dictConfig(log_config)
+        logging.captureWarnings(True)
+        application = create_app(_service(policy=policy, json_logs=True))
+        uvicorn.run(application, host=host, port=port, log_config=log_config)
 
 
 @app.command()
@@ -409,9 +431,12 @@ def worker(
     ] = None,
     policy: PolicyOption = None,
 ) -> None:
-    """Run generation jobs from the broker (GENSEAL_JOB_BACKEND=celery): a Celery worker whose
-    processes each load the models and a signer once, run one job at a time and acknowledge it
-    only after its answer is stored. Stop with SIGTERM: jobs in hand finish first."""
+    """Run generation jobs from the broker (GENSEAL_JOB_BACKEND=celery).
+
+    A Celery worker whose processes each load the models and a signer once, run one job at a
+    time and acknowledge it only after its answer is stored. Stop with SIGTERM: jobs in hand
+    finish first.
+    """
     from api.jobs._celery_worker import run_worker
     from gen import resolve_model
 
@@ -430,15 +455,24 @@ def worker(
         run_worker(settings, models)
 
 
+def _benchmarks() -> list[str]:
+    from bench import BENCHMARKS
+
+    return list(BENCHMARKS)
+
+
+BENCHMARK = Choices("NAME", _benchmarks)
+
+
 @app.command()
 def bench(
     name: Annotated[
         str,
         typer.Argument(
-            help="seal, checks, watermark, verify, sign, generate, robustness, store, faces, "
-            "bias (the probe's attribute estimators), load (for load, --runs is the duration "
-            "in seconds) or scale (celery workers 1/2/4 and the queue's overhead; --runs is "
-            "the jobs per worker count)."
+            metavar=BENCHMARK,
+            help="The benchmark: bias measures the probe's attribute estimators; for load, "
+            "--runs is the duration in seconds; scale runs celery workers 1/2/4 and measures "
+            "the queue's overhead, --runs being the jobs per worker count.",
         ),
     ],
     runs: Annotated[int, typer.Option(min=1, help="Measured runs.")] = 20,

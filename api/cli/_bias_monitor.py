@@ -10,9 +10,10 @@ from typing import Annotated, Any
 
 import typer
 
+from api.cli._help import GensealTyper
 from api.cli._support import JsonOption, _dump, _errors, _settings, err, out
 
-bias_monitor_app = typer.Typer(
+bias_monitor_app = GensealTyper(
     help="Bias monitoring of released images, per tenant that opted in: perceived gender, age "
     "and skin tone counts (never faces), and drift from a probe baseline.",
     no_args_is_help=True,

@@ -11,9 +11,10 @@ from typing import Annotated
 
 import typer
 
+from api.cli._help import GensealTyper
 from api.cli._support import EXIT_INTERNAL, JsonOption, _dump, _errors, _settings, err, out
 
-db_app = typer.Typer(
+db_app = GensealTyper(
     help="The genseal database's schema: upgrade it to this genseal's revision, show where it "
     "is, list the revisions.",
     no_args_is_help=True,

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from api.cli._help import GensealTyper
 from api.cli._support import JsonOption, _dump, _errors, _read_file, _settings, err, out
 
 if TYPE_CHECKING:
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 
     from safety import FaceRegistry
 
-faces_app = typer.Typer(
+faces_app = GensealTyper(
     help=(
         "Protected identities: people whose likeness genseal refuses to generate or edit, "
         "kept as face descriptors only (never photos), in the genseal database."

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     pass
 
 
+from api.cli._help import GensealTyper
 from api.cli._support import (
     EXIT_INTERNAL,
     EXIT_USAGE,
@@ -29,7 +30,7 @@ from api.cli._support import (
     out,
 )
 
-policy_app = typer.Typer(
+policy_app = GensealTyper(
     help="Policy rule files: schema, lint, test, explain, replay.", no_args_is_help=True
 )
 
@@ -38,7 +39,8 @@ policy_app = typer.Typer(
 def policy_schema() -> None:
     """Print the JSON Schema of policy files (base and tenant overlay), for editors.
 
-    Save it and point your editor at it, e.g. with a first line in the YAML file:
+    Save it and point your editor at it, e.g. with this first line in the YAML file:
+
     # yaml-language-server: $schema=./policy.schema.json
     """
     from safety import policy_json_schema
@@ -52,11 +54,11 @@ def policy_lint(
     strict: Annotated[bool, typer.Option(help="Treat warnings as errors.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Check policy files: YAML, schema (unknown fields and actions), CEL syntax and types,
+    r"""Check policy files: YAML, schema (unknown fields and actions), CEL syntax and types,
     rule ids, and rules that can never fire or are shadowed by an earlier rule.
 
-    Prints FILE:LINE:COLUMN: [warning:] message per problem. Exit 2 on errors (or warnings with
-    --strict), 0 otherwise.
+    Prints FILE:LINE:COLUMN: \[warning:] message per problem. Exit 2 on errors (or warnings
+    with --strict), 0 otherwise.
     """
     from rich.markup import escape
 

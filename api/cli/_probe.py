@@ -19,10 +19,11 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from api.cli._help import GensealTyper
 from api.cli._support import JsonOption, _dump, _errors, _settings, _size, err, out
 from genseal.errors import InputError
 
-probe_app = typer.Typer(
+probe_app = GensealTyper(
     help="Bias probes: measure whom a model draws (perceived gender, age, skin tone).",
     no_args_is_help=True,
 )

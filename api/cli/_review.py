@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, get_args
 
 import typer
 
@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     pass
 
 
+from api.cli._help import Choices, GensealTyper
 from api.cli._support import (
     JsonOption,
     TenantOption,
@@ -24,14 +25,25 @@ from api.cli._support import (
     out,
 )
 
-review_app = typer.Typer(
+
+def _review_statuses() -> tuple[str, ...]:
+    from gen import ReviewRecord
+
+    return (*get_args(ReviewRecord.model_fields["status"].annotation), "all")
+
+
+REVIEW_STATUS = Choices("STATUS", _review_statuses)
+
+review_app = GensealTyper(
     help="Images held for human review: list, approve, reject.", no_args_is_help=True
 )
 
 
 @review_app.command("list")
 def review_list(
-    status: Annotated[str, typer.Option(help="pending, approved, rejected or all.")] = "pending",
+    status: Annotated[
+        str, typer.Option(metavar=REVIEW_STATUS, help="Which reviews to list.")
+    ] = "pending",
     tenant: TenantOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -39,8 +51,10 @@ def review_list(
     from gen import ReviewStore
 
     with _errors():
-        if status not in ("pending", "approved", "rejected", "all"):
-            raise InputError("--status must be pending, approved, rejected or all")
+        statuses = _review_statuses()
+        if status not in statuses:
+            listed = f"{', '.join(statuses[:-1])} or {statuses[-1]}"
+            raise InputError(f"--status must be {listed}")
         store = ReviewStore(_settings().store_url)
         reviews = store.list(
             status=None if status == "all" else status,  # type: ignore[arg-type]

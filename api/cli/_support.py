@@ -6,12 +6,14 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, cast
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, cast, get_args
 
+import structlog
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 
+from api.cli._help import Choices
 from genseal.errors import GensealError, InputError
 from genseal.settings import LogSettings
 
@@ -41,6 +43,22 @@ PurposeOption = Annotated[
 ]
 
 
+def _presets() -> list[str]:
+    from gen import PRESETS
+
+    return list(PRESETS)
+
+
+def _image_formats() -> tuple[str, ...]:
+    from gen import ImageFormat
+
+    return get_args(ImageFormat)
+
+
+PRESET = Choices("PRESET", _presets)
+IMAGE_FORMAT = Choices("FORMAT", _image_formats)
+
+
 def _settings(**overrides: Any) -> Any:
     from gen import Settings
 
@@ -57,13 +75,21 @@ def _warn_dev_identity(identity: Any) -> None:
     )
 
 
-def _service(**overrides: Any) -> Any:
+def _log_dev_identity(identity: Any) -> None:
+    """The same notice as a log line, for servers whose stderr carries only JSON logs."""
+    structlog.get_logger("genseal").warning(
+        "created a development signing identity; images it seals verify as trusted only where"
+        " its root is a trust anchor (genseal keys root)",
+        keys=str(identity.location),
+    )
+
+
+def _service(*, json_logs: bool = False, **overrides: Any) -> Any:
     from gen import SealedGenerationService, build_parts
 
     settings = _settings(**overrides)
-    return SealedGenerationService(
-        settings, build_parts(settings, on_identity_created=_warn_dev_identity)
-    )
+    notice = _log_dev_identity if json_logs else _warn_dev_identity
+    return SealedGenerationService(settings, build_parts(settings, on_identity_created=notice))
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -177,8 +203,10 @@ def _size(size: str | None) -> tuple[int, int] | None:
 def _format(fmt: str | None) -> ImageFormat | None:
     if fmt is None:
         return None
-    if fmt not in ("png", "jpeg", "webp"):
-        raise InputError(f"--format must be png, jpeg or webp, not {fmt!r}")
+    formats = _image_formats()
+    if fmt not in formats:
+        listed = f"{', '.join(formats[:-1])} or {formats[-1]}"
+        raise InputError(f"--format must be {listed}, not {fmt!r}")
     return cast("ImageFormat", fmt)
 
 

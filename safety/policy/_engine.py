@@ -46,7 +46,7 @@ from ._model import (
     Severity,
     ShadowOutcome,
 )
-from ._yaml import PolicyProblem, describe_validation, parse_yaml
+from ._yaml import PolicyProblem, describe_validation, did_you_mean, parse_yaml
 
 __all__ = [
     "Policy",
@@ -385,14 +385,29 @@ def load_policy(
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         return None, [PolicyProblem(file=where, message=f"policy file is not UTF-8: {exc}")]
-    document, problems = parse_yaml(text, path)
-    if problems:
-        return None, problems
+    document, warnings = parse_yaml(text, path, PolicySpec)
+    if document is None:
+        return None, warnings
     lines = LineIndex(text)
     try:
         spec = PolicySpec.model_validate(document)
     except ValidationError as exc:
-        return None, describe_validation(exc, path, lines, document)
+        return None, [*warnings, *describe_validation(exc, path, lines, document, PolicySpec)]
+    policy, problems = _build(spec, path, data, lines, file_sha256, _chain)
+    return policy, [*warnings, *problems]
+
+
+def _build(
+    spec: PolicySpec,
+    path: Path,
+    data: bytes,
+    lines: LineIndex,
+    file_sha256: str,
+    chain: tuple[Path, ...],
+) -> tuple[Policy | None, list[PolicyProblem]]:
+    """The policy a valid file describes (its base loaded, its conditions compiled)."""
+    where = str(path)
+    problems: list[PolicyProblem] = []
 
     base: Policy | None = None
     origins: dict[str, RuleOrigin] = {}
@@ -409,17 +424,18 @@ def load_policy(
                     " or in its parent directory",
                 )
             ]
-        if base_path.resolve() in _chain or base_path.resolve() == path.resolve():
+        if base_path.resolve() in chain or base_path.resolve() == path.resolve():
             return None, [
                 PolicyProblem(file=where, line=line, column=column, message="extends forms a loop")
             ]
-        base, base_problems = load_policy(base_path, _chain=(*_chain, path.resolve()))
+        base, base_problems = load_policy(base_path, _chain=(*chain, path.resolve()))
         if base is None:
             return None, [
                 PolicyProblem(
                     file=where, line=line, column=column, message=f"base policy {base_path}: {p}"
                 )
                 for p in base_problems
+                if p.severity == "error"
             ]
         rules, problems = _merge(spec, base, path, lines)
         if problems:
@@ -497,7 +513,8 @@ def _merge(
                 line=line,
                 column=column,
                 rule=rule_id,
-                message=f"{what}: the base policy {base.id!r} has no such rule",
+                message=f"{what}: the base policy {base.id!r} has no such rule"
+                + did_you_mean(rule_id, known),
             )
         )
 

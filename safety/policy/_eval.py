@@ -16,8 +16,9 @@ from genseal.errors import PolicyError
 
 from .._findings import Category, CheckState, Finding, Stage
 from .._yaml_lines import LineIndex
+from ._cel_syntax import describe_syntax_error
 from ._model import Rule
-from ._yaml import PolicyProblem
+from ._yaml import PolicyProblem, did_you_mean
 
 __all__ = [
     "VARIABLES",
@@ -32,7 +33,6 @@ __all__ = [
 # Variables a `when` may use; anything else is a typo the file should not load with.
 VARIABLES = frozenset({"findings", "request", "stage", "thresholds"})
 MACRO_VAR = re.compile(r"\.\s*(?:all|exists|exists_one|map|filter)\s*\(\s*([A-Za-z_]\w*)\s*,")
-_CEL_POSITION = re.compile(r"<input>:(\d+):(\d+)")
 _REQUEST_DEFAULTS: dict[str, Any] = {
     "tenant": "",
     "purpose": "",
@@ -149,16 +149,12 @@ def compile_condition(
     try:
         program = cel.compile(rule.when)
     except Exception as exc:
-        text = str(exc)
+        syntax = describe_syntax_error(rule.when, str(exc))
         at: tuple[int | None, int | None] = (line, column)
-        found = _CEL_POSITION.search(text)
-        if found:
-            inner = origin.lines.expression_position(
-                when_loc, int(found.group(1)), int(found.group(2))
-            )
+        if syntax.line is not None and syntax.column is not None:
+            inner = origin.lines.expression_position(when_loc, syntax.line, syntax.column)
             at = (inner[0] or line, inner[1] or column)
-        detail = text.split("ERROR: ", 1)[-1].split("\n", 1)[0]
-        return None, [problem(f"invalid CEL condition: {detail}", at)]
+        return None, [problem(f"invalid CEL condition: {syntax.message}", at)]
     bound = set(MACRO_VAR.findall(rule.when))
     unknown = sorted(set(program.variables()) - VARIABLES - bound)
     if unknown:
@@ -166,12 +162,18 @@ def compile_condition(
             problem(
                 f"unknown variable(s) {', '.join(unknown)} in condition"
                 f" (available: {', '.join(sorted(VARIABLES))})"
+                + (did_you_mean(unknown[0], VARIABLES) if len(unknown) == 1 else "")
             )
         ]
     for stage, findings in probe_inputs():
-        context = cel_context(findings, stage, request_facts({}, stage), thresholds)
+        facts = request_facts({}, stage)
+        context = cel_context(findings, stage, facts, thresholds)
         try:
             evaluate(program, context)
         except PolicyError as exc:
-            return None, [problem(f"{exc} [checked on a sample {stage.value} request]")]
+            hint = ""
+            if isinstance(exc.__cause__, KeyError):
+                known = {*facts, *facts["consent"], *(k for f in findings for k in f)}
+                hint = did_you_mean(exc.__cause__.args[0], known)
+            return None, [problem(f"{exc}{hint} [checked on a sample {stage.value} request]")]
     return program, []

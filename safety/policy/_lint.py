@@ -40,8 +40,13 @@ _UNGUESSABLE = re.compile(r"request\s*\.\s*(tenant|purpose|model|preset|operatio
 
 
 def lint_policy(path: str | Path) -> list[PolicyProblem]:
-    """Errors (the file does not load) and warnings (rules that cannot fire or decide)."""
-    path = Path(path)
+    """Errors (the file does not load) and warnings (rules that cannot fire or decide), in
+    file order."""
+    problems = _lint(Path(path))
+    return sorted(problems, key=lambda p: (p.line is None, p.line or 0, p.column or 0))
+
+
+def _lint(path: Path) -> list[PolicyProblem]:
     if path.name.endswith("_test.yaml"):
         return _lint_test_file(path)
     policy, problems = load_policy(path)

@@ -139,7 +139,7 @@ class PolicyReloader:
                 self.on_change(new)  # e.g. rebuild the screener before requests see the policy
             self.current = new
             self.last_error = None
-            log.warning(
+            log.info(
                 "policy reloaded",
                 old_sha256=old.sha256,
                 new_sha256=new.sha256,

@@ -2,16 +2,38 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import types
+from collections.abc import Collection, Iterator, Mapping
+from difflib import get_close_matches
+from enum import Enum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .._yaml_lines import LineIndex
 
-__all__ = ["PolicyProblem", "describe_validation", "parse_yaml"]
+__all__ = [
+    "PolicyProblem",
+    "describe_validation",
+    "did_you_mean",
+    "parse_yaml",
+    "yaml_boolean_warnings",
+]
+
+Loc = tuple[str | int, ...]
+
+# Plain scalars that are booleans in YAML 1.1. PyYAML reads all but y/n as true/false (y and n
+# stay text for it, not for every YAML 1.1 tool); YAML 1.2 tools, editors checking a file
+# against the policy schema among them, read every one as text. `true` and `false` are left
+# alone: whoever writes them means a boolean.
+_YAML11_BOOLEANS = {
+    word: word.lower() in ("y", "yes", "on")
+    for base in ("y", "yes", "on", "n", "no", "off")
+    for word in (base, base.capitalize(), base.upper())
+}
+_BOOL_TAG = "tag:yaml.org,2002:bool"
 
 
 class PolicyProblem(BaseModel):
@@ -35,8 +57,9 @@ class PolicyProblem(BaseModel):
         return f"{where}: {level}{subject}{self.message}"
 
 
-def parse_yaml(text: str, path: Path) -> tuple[Any, list[PolicyProblem]]:
-    """`safe_load` plus the checks it skips (duplicate keys); problems instead of exceptions."""
+def parse_yaml(text: str, path: Path, schema: type[BaseModel]) -> tuple[Any, list[PolicyProblem]]:
+    """`safe_load` plus the checks it skips (duplicate keys, YAML 1.1 booleans where `schema`
+    expects text); problems instead of exceptions. The document is None when it is unusable."""
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -54,8 +77,9 @@ def parse_yaml(text: str, path: Path) -> tuple[Any, list[PolicyProblem]]:
                 file=str(path), line=1, column=1, message="a policy file must be a YAML mapping"
             )
         ]
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
     # safe_load keeps the last of two equal keys; in a rule that silently drops a condition.
-    duplicate = _first_duplicate_key(yaml.compose(text, Loader=yaml.SafeLoader))
+    duplicate = _first_duplicate_key(root)
     if duplicate is not None:
         key, line, column = duplicate
         return None, [
@@ -63,7 +87,7 @@ def parse_yaml(text: str, path: Path) -> tuple[Any, list[PolicyProblem]]:
                 file=str(path), line=line, column=column, message=f"duplicate key {key!r}"
             )
         ]
-    return document, []
+    return document, yaml_boolean_warnings(root, schema, path, document)
 
 
 def _first_duplicate_key(root: yaml.Node | None) -> tuple[str, int, int] | None:
@@ -88,42 +112,182 @@ def _first_duplicate_key(root: yaml.Node | None) -> tuple[str, int, int] | None:
     return None
 
 
+def did_you_mean(word: object, candidates: Collection[str]) -> str:
+    """The hint for a misspelt name: "; did you mean 'x'?" with its closest candidate, or ""."""
+    close = get_close_matches(str(word), list(candidates), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _subject(loc: Loc, document: Mapping[str, Any]) -> tuple[str | None, str]:
+    """The rule a location is in (by id, or by number when it has none) and the rest of the
+    message's subject: ``field 'a.b': ``."""
+    field: Loc = loc
+    rule_id: str | None = None
+    prefix = ""
+    if len(loc) >= 2 and loc[0] in ("rules", "add") and isinstance(loc[1], int):
+        field = loc[2:]
+        rules = document.get(str(loc[0]))
+        if isinstance(rules, list) and loc[1] < len(rules) and isinstance(rules[loc[1]], dict):
+            raw_id = rules[loc[1]].get("id")
+            rule_id = str(raw_id) if raw_id else None
+        if rule_id is None:
+            prefix = f"rule #{loc[1] + 1}: "
+    elif len(loc) >= 2 and loc[0] == "overrides":
+        rule_id = str(loc[1])
+        field = loc[2:]
+    name = ".".join(str(part) for part in field if part != "[key]")
+    return rule_id, prefix + (f"field {name!r}: " if name else "")
+
+
+def _unwrap_optional(annotation: Any) -> Any:
+    if get_origin(annotation) in (Union, types.UnionType):
+        members = [a for a in get_args(annotation) if a is not type(None)]
+        if len(members) == 1:
+            return members[0]
+    return annotation
+
+
+def _annotation_at(annotation: Any, loc: Loc) -> Any:
+    """The type expected at `loc` (as pydantic reports it) in `annotation`; None if unknown."""
+    parts = list(loc)
+    while parts:
+        part = parts.pop(0)
+        annotation = _unwrap_optional(annotation)
+        origin = get_origin(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(str(part))
+            if field is None:
+                return None
+            annotation = field.annotation
+        elif origin in (list, tuple, set, frozenset) and isinstance(part, int):
+            annotation = get_args(annotation)[0]
+        elif origin is dict:
+            key, value = get_args(annotation)
+            if parts[:1] == ["[key]"]:
+                parts.pop(0)
+                annotation = key
+            else:
+                annotation = value
+        else:
+            return None
+    return _unwrap_optional(annotation)
+
+
+def _allowed_values(annotation: Any) -> list[str]:
+    """The values an enum or a Literal of strings accepts (nothing for other types)."""
+    if isinstance(annotation, type) and issubclass(annotation, Enum):
+        return [str(member.value) for member in annotation]
+    if get_origin(annotation) is Literal:
+        return [str(a.value if isinstance(a, Enum) else a) for a in get_args(annotation)]
+    return []
+
+
+def _suggestion(error: Mapping[str, Any], schema: type[BaseModel]) -> str:
+    loc = tuple(error["loc"])
+    if error["type"] == "extra_forbidden":
+        model = _annotation_at(schema, loc[:-1])
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            return did_you_mean(loc[-1], model.model_fields)
+    elif error["type"] in ("enum", "literal_error") and "input" in error:
+        return did_you_mean(error["input"], _allowed_values(_annotation_at(schema, loc)))
+    return ""
+
+
 def describe_validation(
-    exc: ValidationError, path: Path, lines: LineIndex, document: Mapping[str, Any]
+    exc: ValidationError,
+    path: Path,
+    lines: LineIndex,
+    document: Mapping[str, Any],
+    schema: type[BaseModel],
 ) -> list[PolicyProblem]:
-    """One problem per pydantic error, named by rule and field, at the field's position."""
+    """One problem per pydantic error, named by rule and field, at the field's position; a
+    misspelt field name or value gets the closest one `schema` knows."""
     problems: list[PolicyProblem] = []
     for error in exc.errors():
         loc = tuple(error["loc"])
-        field: tuple[Any, ...] = loc
-        rule_id: str | None = None
-        prefix = ""
-        if len(loc) >= 2 and loc[0] in ("rules", "add") and isinstance(loc[1], int):
-            field = loc[2:]
-            rules = document.get(str(loc[0]))
-            if isinstance(rules, list) and loc[1] < len(rules) and isinstance(rules[loc[1]], dict):
-                raw_id = rules[loc[1]].get("id")
-                rule_id = str(raw_id) if raw_id else None
-            if rule_id is None:
-                prefix = f"rule #{loc[1] + 1}: "
-        elif len(loc) >= 2 and loc[0] == "overrides":
-            rule_id = str(loc[1])
-            field = loc[2:]
-        name = ".".join(str(part) for part in field if part != "[key]")
+        rule_id, subject = _subject(loc, document)
         message = error["msg"].removeprefix("Value error, ")
+        allowed = _allowed_values(_annotation_at(schema, loc))
         if error["type"] == "extra_forbidden":
             message = "unknown field"
-        elif error["type"] in ("enum", "literal_error") and "input" in error:
+        elif error["type"] in ("enum", "literal_error") and len(allowed) > 1:
+            # pydantic spells a Literal of enum members as their reprs (<Action.ALLOW: ...>).
+            listed = f"{', '.join(map(repr, allowed[:-1]))} or {allowed[-1]!r}"
+            message = f"Input should be {listed} (got {error['input']!r})"
+        elif error["type"] in ("enum", "literal_error") or isinstance(
+            error.get("input"),
+            bool | int | float,  # e.g. a YAML boolean where text belongs
+        ):
             message = f"{message} (got {error['input']!r})"
         line, column = lines.position(loc)
-        subject = f"field {name!r}: " if name else ""
         problems.append(
             PolicyProblem(
                 file=str(path),
                 line=line,
                 column=column,
                 rule=rule_id,
-                message=f"{prefix}{subject}{message}",
+                message=f"{subject}{message}{_suggestion(error, schema)}",
             )
         )
     return problems
+
+
+def yaml_boolean_warnings(
+    root: yaml.Node | None, schema: type[BaseModel], path: Path, document: Mapping[str, Any]
+) -> list[PolicyProblem]:
+    """A warning at every unquoted YAML 1.1 boolean (yes, no, on, off, y, n) where `schema`
+    expects text: `message: no` is read as false, though it looks like text (and is, to
+    editors that speak YAML 1.2)."""
+    problems: list[PolicyProblem] = []
+    for node, loc in dict(_text_scalars(root, schema, ())).items():
+        if node.style is not None or node.value not in _YAML11_BOOLEANS:
+            continue
+        rule_id, subject = _subject(loc, document)
+        if node.tag == _BOOL_TAG:
+            truth = "true" if _YAML11_BOOLEANS[node.value] else "false"
+            what = f"unquoted {node.value} is read as the boolean {truth}, not as text"
+        else:
+            what = f"unquoted {node.value} is a boolean to YAML 1.1 tools (genseal reads text)"
+        problems.append(
+            PolicyProblem(
+                file=str(path),
+                line=node.start_mark.line + 1,
+                column=node.start_mark.column + 1,
+                rule=rule_id,
+                severity="warning",
+                message=f'{subject}{what}; quote it: "{node.value}"',
+            )
+        )
+    return problems
+
+
+def _expects_text(annotation: Any) -> bool:
+    if isinstance(annotation, type) and issubclass(annotation, str):  # str, StrEnum
+        return True
+    args = get_args(annotation)
+    return get_origin(annotation) is Literal and all(isinstance(a, str) for a in args)
+
+
+def _text_scalars(node: yaml.Node | None, annotation: Any, loc: Loc) -> Iterator[Any]:
+    """(scalar node, location) for every scalar of `node` where `annotation` expects text."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        for member in get_args(annotation):
+            yield from _text_scalars(node, member, loc)
+    elif isinstance(node, yaml.ScalarNode):
+        if _expects_text(annotation):
+            yield node, loc
+    elif isinstance(node, yaml.SequenceNode) and get_origin(annotation) in (list, tuple, set):
+        for index, item in enumerate(node.value):
+            yield from _text_scalars(item, get_args(annotation)[0], (*loc, index))
+    elif isinstance(node, yaml.MappingNode):
+        if get_origin(annotation) is dict:
+            key_type, value_type = get_args(annotation)
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode):
+                    yield from _text_scalars(key, key_type, (*loc, key.value, "[key]"))
+                    yield from _text_scalars(value, value_type, (*loc, key.value))
+        elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.value in annotation.model_fields:
+                    field = annotation.model_fields[key.value]
+                    yield from _text_scalars(value, field.annotation, (*loc, key.value))

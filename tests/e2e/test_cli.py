@@ -67,7 +67,12 @@ def test_figurine_image_to_image_records_the_input_as_ingredient(
         *FAST, "--out", str(tmp_path / "out"), "--json",
     )  # fmt: skip
     assert code == 0, stderr
-    [image] = json.loads(stdout)["images"]
+    payload = json.loads(stdout)
+    [image] = payload["images"]
+    # A real person's photo needs consent before it is edited; the attestation is why this
+    # image could be made, and the decision says so.
+    assert payload["decision"]["consent_satisfied"] == ["require-consent-real-person"]
+    assert image["decision"]["consent_satisfied"] == ["require-consent-real-person"]
     state, manifest = c2pa_read(Path(image["path"]).read_bytes(), "image/png", root_pem())
     assert state == "Trusted"
     names = [a["action"] for a in manifest["actions"]]

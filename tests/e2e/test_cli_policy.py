@@ -67,6 +67,52 @@ def test_lint_reports_file_line_column_and_exits_2(tmp_path: Path) -> None:
     )
 
 
+def test_lint_suggests_names_explains_cel_and_warns_of_yaml_booleans(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        'id: p\nversion: "1"\nrules:\n'
+        "  - id: block-minors\n"
+        "    when: 'findings.exists(f, f.category == \"minors\" and f.flagged)'\n"
+        "    action: blok\n"
+        "    mesage: denied\n"
+        "  - id: note\n"
+        "    when: 'true'\n"
+        "    action: flag\n"
+        "    reason: no\n",
+        encoding="utf-8",
+    )
+    code, stdout, stderr = invoke("policy", "lint", str(policy))
+    assert code == 2 and "Traceback" not in stderr
+    lines = stderr.splitlines()
+    assert (
+        f"{policy}:6:5: rule 'block-minors': field 'action': Input should be 'allow', 'flag',"
+        " 'blur', 'review', 'require_consent' or 'block' (got 'blok'); did you mean 'block'?"
+    ) in lines
+    assert (
+        f"{policy}:7:5: rule 'block-minors': field 'mesage': unknown field; did you mean 'message'?"
+    ) in lines
+    assert (
+        f"{policy}:11:13: warning: rule 'note': field 'reason': unquoted no is read as the"
+        ' boolean false, not as text; quote it: "no"'
+    ) in lines
+
+    # With the schema right, the condition is compiled: its syntax error reads as a sentence.
+    policy.write_text(
+        policy.read_text(encoding="utf-8")
+        .replace("blok", "block")
+        .replace("mesage", "message")
+        .replace("reason: no", 'reason: "no"'),
+        encoding="utf-8",
+    )
+    code, stdout, stderr = invoke("policy", "lint", "--json", str(policy))
+    assert code == 2
+    [problem] = json.loads(stdout)["problems"]
+    assert (problem["line"], problem["column"], problem["rule"]) == (5, 54, "block-minors")
+    assert problem["message"] == (
+        "invalid CEL condition: unexpected 'and' at column 43 (CEL writes and as &&)"
+    )
+
+
 def test_policy_test_passes_on_the_shipped_policies_and_fails_loudly(tmp_path: Path) -> None:
     code, stdout, _ = invoke("policy", "test", str(POLICIES))
     assert code == 0 and " 0 failed" in stdout and "PASS" in stdout

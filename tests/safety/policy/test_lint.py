@@ -194,3 +194,158 @@ def test_the_json_schema_describes_every_field_and_forbids_others() -> None:
     assert rule["additionalProperties"] is False
     actions = schema["$defs"]["Action"]["enum"]
     assert actions == ["allow", "flag", "blur", "review", "require_consent", "block"]
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            lambda t: t.replace("    message: denied\n", "    mesage: denied\n"),
+            "policy.yaml:8:5: rule 'block-sexual': field 'mesage': unknown field;"
+            " did you mean 'message'?",
+        ),
+        (
+            lambda t: t.replace("action: flag", "action: flagg"),
+            "policy.yaml:11:5: rule 'flag-violence': field 'action': Input should be 'allow',"
+            " 'flag', 'blur', 'review', 'require_consent' or 'block' (got 'flagg');"
+            " did you mean 'flag'?",
+        ),
+        (
+            lambda t: t.replace("rules:", "rule:"),
+            "policy.yaml:4:1: field 'rule': unknown field; did you mean 'rules'?",
+        ),
+        (
+            lambda t: t.replace("    action: flag\n", "    action: flag\n    stage: ouptut\n"),
+            "policy.yaml:12:5: rule 'flag-violence': field 'stage': Input should be 'prompt',"
+            " 'input' or 'output' (got 'ouptut'); did you mean 'output'?",
+        ),
+        (
+            lambda t: t.replace("default_action: allow", "default_action: alow"),
+            "policy.yaml:12:1: field 'default_action': Input should be 'allow', 'flag', 'review'"
+            " or 'block' (got 'alow'); did you mean 'allow'?",
+        ),
+        (
+            lambda t: t.replace('f.category == "violence"', 'f.categroy == "violence"'),
+            "policy.yaml:10:11: rule 'flag-violence': condition failed to evaluate: no such field"
+            " 'categroy'; did you mean 'category'? [checked on a sample prompt request]",
+        ),
+        (
+            lambda t: t.replace(
+                'findings.exists(f, f.category == "violence"',
+                'finding.exists(f, f.category == "violence"',
+            ),
+            "policy.yaml:10:11: rule 'flag-violence': unknown variable(s) finding in condition"
+            " (available: findings, request, stage, thresholds); did you mean 'findings'?",
+        ),
+    ],
+)
+def test_misspelt_names_get_the_closest_known_one(
+    tmp_path: Path, change: object, expected: str
+) -> None:
+    assert callable(change)
+    problems = _lint(tmp_path, change(BASE))
+    assert expected in problems, problems
+
+
+def test_a_name_too_far_from_any_known_one_gets_no_guess(tmp_path: Path) -> None:
+    [problem] = _lint(tmp_path, BASE.replace("action: flag", "action: quarantine"))
+    assert "(got 'quarantine')" in problem and "did you mean" not in problem
+
+
+def test_overlays_suggest_the_base_rule_ids(tmp_path: Path) -> None:
+    (tmp_path / "base.yaml").write_text(BASE, encoding="utf-8")
+    overlay = 'id: acme\nversion: "1"\nextends: base\noverrides:\n  block-sexul: {acton: review}\n'
+    [unknown_field] = _lint(tmp_path, overlay, name="acme.yaml")
+    assert unknown_field == (
+        "acme.yaml:5:17: rule 'block-sexul': field 'acton': unknown field; did you mean 'action'?"
+    )
+    overlay = overlay.replace("acton", "action") + "disable: [flag-violnce]\n"
+    problems = _lint(tmp_path, overlay, name="acme.yaml")
+    assert problems == [
+        "acme.yaml:5:3: rule 'block-sexul': override: the base policy 'lint' has no such rule;"
+        " did you mean 'block-sexual'?",
+        "acme.yaml:6:11: rule 'flag-violnce': disable: the base policy 'lint' has no such rule;"
+        " did you mean 'flag-violence'?",
+    ]
+
+
+_AND = 'findings.exists(f, f.category == "violence" && f.flagged)'
+
+
+@pytest.mark.parametrize(
+    ("condition", "expected"),
+    [
+        # the position in the file is the offending text's; the message names its column too
+        (
+            _AND.replace("&&", "and"),
+            "policy.yaml:10:56: rule 'flag-violence': invalid CEL condition:"
+            " unexpected 'and' at column 45 (CEL writes and as &&)",
+        ),
+        (
+            _AND.replace("&&", "&&&"),
+            "policy.yaml:10:58: rule 'flag-violence': invalid CEL condition:"
+            " unexpected '&' at column 47 (and is &&, or is ||)",
+        ),
+        (
+            _AND.replace("==", "="),
+            "policy.yaml:10:42: rule 'flag-violence': invalid CEL condition:"
+            " unexpected '=' at column 31 (compare with ==)",
+        ),
+        (
+            _AND.removesuffix(")"),
+            "policy.yaml:10:68: rule 'flag-violence': invalid CEL condition:"
+            " the condition ends at column 57 before ')' closes the '(' at column 16",
+        ),
+        (
+            _AND.replace("&& f.flagged", "&&"),
+            "policy.yaml:10:58: rule 'flag-violence': invalid CEL condition:"
+            " a value is missing after '&&' at column 47, found ')'",
+        ),
+        (
+            _AND + " request.has_consent",
+            "policy.yaml:10:70: rule 'flag-violence': invalid CEL condition: unexpected"
+            " 'request' at column 59, after a complete condition (join with && or ||)",
+        ),
+    ],
+)
+def test_cel_syntax_errors_read_as_sentences(tmp_path: Path, condition: str, expected: str) -> None:
+    [problem] = _lint(tmp_path, BASE.replace(_AND, condition))
+    assert problem == expected
+    assert "expecting" not in problem and "{" not in problem
+
+
+def test_yaml_booleans_where_text_belongs_are_flagged(tmp_path: Path) -> None:
+    text = (
+        BASE.replace("message: denied", "message: no")
+        .replace("action: flag\n", "action: flag\n    reason: Y\n")
+        .replace("{nsfw: 0.8}", "{nsfw: 0.8, off: 0.5}")
+    )
+    problems = _lint(tmp_path, text)
+    assert (
+        "policy.yaml:3:25: warning: field 'thresholds.off': unquoted off is read as the boolean"
+        ' false, not as text; quote it: "off"'
+    ) in problems
+    assert (
+        "policy.yaml:8:5: rule 'block-sexual': field 'message': Input should be a valid string"
+        " (got False)"
+    ) in problems
+    assert (
+        "policy.yaml:8:14: warning: rule 'block-sexual': field 'message': unquoted no is read as"
+        ' the boolean false, not as text; quote it: "no"'
+    ) in problems
+    # PyYAML keeps y and n as text; other YAML 1.1 readers do not.
+    assert (
+        "policy.yaml:12:13: warning: rule 'flag-violence': field 'reason': unquoted Y is a"
+        ' boolean to YAML 1.1 tools (genseal reads text); quote it: "Y"'
+    ) in problems
+
+
+def test_yaml_booleans_are_fine_quoted_or_where_no_text_belongs(tmp_path: Path) -> None:
+    text = BASE.replace("message: denied", 'message: "no"').replace(
+        "action: flag\n", "action: flag\n    reason: 'yes'\n"
+    )
+    assert _lint(tmp_path, text) == []
+    # An unknown field is reported as such; what its value means is moot.
+    assert _lint(tmp_path, BASE.replace("message: denied", "mesage: no"))[0].endswith(
+        "did you mean 'message'?"
+    )

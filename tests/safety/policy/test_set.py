@@ -3,9 +3,12 @@ new files do not load."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog.testing
 
 from genseal.errors import PolicyError
 from safety import PolicyReloader, PolicySet
@@ -58,3 +61,27 @@ def test_hot_reload_swaps_a_valid_change_and_keeps_the_old_policy_on_an_invalid_
     assert reloader.check() is False and reloader.current is second
     (policies / "tenants" / "acme.yaml").unlink()
     assert reloader.check() is True and reloader.current.base.version == "1"
+
+
+@pytest.fixture
+def every_log_level() -> Iterator[None]:
+    """structlog passing every level: a command run earlier in the process may have set it to
+    critical, and capture_logs replaces only the processors."""
+    saved = structlog.get_config()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
+    yield
+    structlog.configure(**saved)
+
+
+@pytest.mark.usefixtures("every_log_level")
+def test_a_reload_is_logged_as_info_and_a_rejected_one_as_an_error(policies: Path) -> None:
+    reloader = PolicyReloader(policies / "base.yaml")
+    with structlog.testing.capture_logs() as logs:
+        (policies / "base.yaml").write_text(BASE.replace('version: "1"', 'version: "2"'), "utf-8")
+        assert reloader.check() is True
+        (policies / "base.yaml").write_text(BASE.replace("action: flag", "action: flog"), "utf-8")
+        assert reloader.check() is False
+    assert [(entry["event"], entry["log_level"]) for entry in logs] == [
+        ("policy reloaded", "info"),
+        ("policy reload rejected; the old policy stays active", "error"),
+    ]
