@@ -7,8 +7,9 @@ leaves through one handler, in the OpenAI error shape (``api.http._errors``).
 The image endpoints run inline by default. ``Prefer: respond-async`` (or ``async``) makes them
 a job (202 and ``GET /v1/jobs/{id}``, optionally a signed webhook); an ``Idempotency-Key`` header
 makes a retried request return the first answer instead of generating twice
-(``api.http._submission``). ``/metrics``, ``/readyz`` (``_health``) and the auditor page
-``/verify`` (``_verify_page``) are part of every app built here.
+(``api.http._submission``). ``/metrics``, ``/readyz`` (``_health``), the auditor page
+``/verify`` (``_verify_page``) and the API docs ``/docs`` and ``/redoc``, with their assets
+served from here (``_docs``), are part of every app built here.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import genseal
 from api._files import ImageFiles, load_secret
 from api.http._auth import Gatekeeper
 from api.http._deps import Components
+from api.http._docs import install_docs
 from api.http._errors import install_error_handlers
 from api.http._health import install_observability
 from api.http._metrics import BIAS_WINDOW_DAYS, Metrics
@@ -116,7 +118,13 @@ def create_app(
             service.policy_reloader.stop()
 
     app = FastAPI(
-        title="genseal", lifespan=lifespan, version=genseal.__version__, description=_DESCRIPTION
+        title="genseal",
+        lifespan=lifespan,
+        version=genseal.__version__,
+        description=_DESCRIPTION,
+        # FastAPI's own pages load their scripts from a CDN; install_docs serves them from here.
+        docs_url=None,
+        redoc_url=None,
     )
     _, readiness = install_observability(
         app, service, metrics=metrics, workers=None if runner.inline else runner.check_model
@@ -143,4 +151,5 @@ def create_app(
     for router in ROUTERS:
         app.include_router(router)
     app.include_router(verify_page_router())
+    install_docs(app)
     return app

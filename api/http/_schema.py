@@ -46,7 +46,14 @@ class Health(BaseModel):
     version: str
     model: str
     policy: str
-    policy_sha256: str = Field(description="sha256 of the active policy set (base + overlays).")
+    policy_sha256: str = Field(
+        description="sha256 of the active base policy: the hash decisions, manifests and "
+        "GET /v1/policy (sha256) carry."
+    )
+    policy_set_sha256: str = Field(
+        description="One hash over the base policy and every tenant overlay (GET /v1/policy "
+        "set_sha256): changes when any of them does."
+    )
 
 
 class PolicySummary(BaseModel):

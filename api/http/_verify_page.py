@@ -3,8 +3,10 @@ its provenance report.
 
 One static file, ``verify.html`` beside this module: plain HTML, CSS and JavaScript, no build
 step and nothing fetched from elsewhere, so it works offline. The page posts the files to
-``POST /v1/verify`` (fields ``file`` and ``manifest``) and renders the JSON report; every string
-from the report is set with ``textContent``, since a manifest says whatever its signer wrote.
+``POST /v1/verify`` (fields ``file`` and ``manifest``) and renders the JSON report, its warnings
+(what to know before relying on it: no time-stamp, an untrusted signer, a broken ingredient)
+and the consent attestation the moderation assertion records; every string from the report is
+set with ``textContent``, since a manifest says whatever its signer wrote.
 
 The badge (``data-testid="state"``) reads one of:
 
@@ -72,8 +74,9 @@ def verify_page_router() -> APIRouter:
         tags=["provenance"],
         summary="Web page for auditors: verify an image (and an optional .c2pa sidecar)",
         description="A static page that posts the chosen files to `POST /v1/verify` and shows "
-        "the provenance report: C2PA state, recovery from the manifest store, moderation "
-        "attestation and watermark.",
+        "the provenance report: C2PA state, the warnings to heed before relying on it, "
+        "recovery from the manifest store, the moderation attestation (with the consent it "
+        "records, if any) and watermark.",
         responses={200: {"content": {"text/html": {}}, "description": "The verify page."}},
     )
     def verify_page() -> HTMLResponse:

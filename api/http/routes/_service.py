@@ -14,13 +14,20 @@ __all__ = ["router"]
 router = APIRouter(tags=["service"])
 
 
-@router.get("/healthz", response_model=Health)
+@router.get(
+    "/healthz",
+    response_model=Health,
+    summary="Liveness: the genseal version, the model and the active policy with its hashes",
+)
 def healthz(parts: ComponentsDep) -> Health:
-    policy = parts.service.policy
+    # One snapshot: a hot reload between two reads could pair a base with another set's hash.
+    policies = parts.service.policies
+    policy = policies.base
     return Health(
         status="ok",
         version=genseal.__version__,
         model=parts.settings.model,
         policy=f"{policy.id}@{policy.version}",
-        policy_sha256=parts.service.policies.sha256,
+        policy_sha256=policy.sha256,
+        policy_set_sha256=policies.sha256,
     )

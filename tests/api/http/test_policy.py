@@ -118,7 +118,10 @@ def test_policy_endpoints_show_hashes_and_evaluate(client: TestClient) -> None:
     policy = client.get("/v1/policy").json()
     assert policy["id"] == "default" and len(policy["sha256"]) == 64
     assert set(policy["tenants"]) == {_tenant(REVIEWER_KEY), _tenant(CONSENT_KEY)}
-    assert client.get("/healthz").json()["policy_sha256"] == policy["set_sha256"]
+    health = client.get("/healthz").json()
+    # The base policy's own hash, as decisions and manifests carry it; the set's beside it.
+    assert health["policy_sha256"] == policy["sha256"] != policy["set_sha256"]
+    assert health["policy_set_sha256"] == policy["set_sha256"]
 
     evaluated = client.post(
         "/v1/policy/evaluate",
@@ -129,6 +132,8 @@ def test_policy_endpoints_show_hashes_and_evaluate(client: TestClient) -> None:
     explanation = evaluated.json()
     assert explanation["decision"]["action"] == "flag"
     assert explanation["decision"]["rule"] == "note-violent-prompt"
+    # A tenant without an overlay is decided by the base policy: the hash /healthz shows.
+    assert explanation["decision"]["policy_sha256"] == health["policy_sha256"]
     bad = client.post(
         "/v1/policy/evaluate",
         json={"stage": "prompt", "findings": [{"category": "nonsense"}]},
@@ -167,7 +172,10 @@ def test_hot_reload_rejects_an_invalid_file_and_takes_a_valid_one(
         taken = _wait_for(client, lambda p: p["version"] == bumped)
         assert taken["version"] == bumped and taken["reload_error"] is None
         assert taken["sha256"] != before["sha256"]
-        assert client.get("/healthz").json()["policy"] == f"default@{bumped}"
+        health = client.get("/healthz").json()
+        assert health["policy"] == f"default@{bumped}"
+        assert health["policy_sha256"] == taken["sha256"]
+        assert health["policy_set_sha256"] == taken["set_sha256"]
     finally:
         path.write_text(original, encoding="utf-8")
         _wait_for(client, lambda p: p["sha256"] == before["sha256"])

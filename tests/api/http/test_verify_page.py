@@ -4,41 +4,27 @@ from __future__ import annotations
 
 import base64
 import io
-import os
-import shutil
-import socket
-import threading
-import time
-from collections.abc import Iterator
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from PIL import Image
 
-from api.http import create_app
 from api.http._verify_page import verify_page_router
-from gen import GenerationRequest, SealedGenerationService, Settings
+from gen import ConsentAttestation, GenerationRequest, SealedGenerationService
 from provenance import C2paSigner, SealClaim, init_identity
 from tests._media import photo
+from tests.api.http.conftest import OpenServer
 
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 # Each case is one upload and one render: seconds at most, even on a busy machine.
 WAIT_SECONDS = 20
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -49,28 +35,10 @@ class Page:
 
 
 @pytest.fixture(scope="module")
-def page_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Page]:
-    """A genseal server without API keys, as an auditor's deployment might run it."""
-    home = tmp_path_factory.mktemp("verify-page-home")
-    service = SealedGenerationService(Settings(home=home))
-    port = _free_port()
-    config = uvicorn.Config(create_app(service), host="127.0.0.1", port=port, log_level="warning")
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz").status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.05)
-    else:
-        raise RuntimeError("the genseal server did not start")
-    yield Page(url=url, service=service, files=tmp_path_factory.mktemp("verify-page-files"))
-    uv.should_exit = True
-    thread.join(timeout=10)
+def page_server(open_server: OpenServer, tmp_path_factory: pytest.TempPathFactory) -> Page:
+    """The open server, and a folder for the files the browser uploads to it."""
+    files = tmp_path_factory.mktemp("verify-page-files")
+    return Page(url=open_server.url, service=open_server.service, files=files)
 
 
 @dataclass
@@ -92,38 +60,21 @@ def sealed(page_server: Page) -> Sealed:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[WebDriver]:
-    if shutil.which(CHROMIUM) is None or shutil.which(CHROMEDRIVER) is None:
-        reason = (
-            f"needs Chromium and its driver ({CHROMIUM}, {CHROMEDRIVER}): "
-            "apt-get install chromium chromium-driver"
+def sealed_with_consent(page_server: Page) -> Sealed:
+    """An image sealed for a request that carried a consent attestation."""
+    consent = ConsentAttestation(subject="user-7", reference="consent-record-1")
+    result = page_server.service.generate(
+        GenerationRequest(
+            prompt="a portrait of a lighthouse keeper",
+            size=(256, 256),
+            steps=2,
+            seed=8,
+            consent=consent,
         )
-        # CI installs both (.ci/run): there the page must be tested, never skipped.
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        pytest.fail("Chromium is here but selenium is not: pip install -e '.[dev]'")
-
-    options = webdriver.ChromeOptions()
-    # Both paths given: Selenium then never looks for (or downloads) a browser or driver.
-    options.binary_location = CHROMIUM
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",  # CI runs as root
-        "--disable-dev-shm-usage",
-        "--disable-gpu",
-        "--window-size=1280,1000",
-    ):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    try:
-        yield driver
-    finally:
-        driver.quit()
+    )
+    assert result.status == "released", result.decision
+    image = result.images[0]
+    return Sealed(image.data, image.manifest_id, image.decision.action.value)
 
 
 def write(page: Page, name: str, data: bytes) -> str:
@@ -179,6 +130,21 @@ def text(driver: WebDriver, testid: str) -> str:
     return str(element.text if element.is_displayed() else "")
 
 
+def items(driver: WebDriver, testid: str) -> list[str]:
+    from selenium.webdriver.common.by import By
+
+    found = driver.find_elements(By.CSS_SELECTOR, f'[data-testid="{testid}"] li')
+    return [str(item.text) for item in found]
+
+
+def rendered(driver: WebDriver, testid: str) -> bool:
+    """Whether the page built an element for ``testid`` (parts of the report only some reports
+    have are left out, not hidden)."""
+    from selenium.webdriver.common.by import By
+
+    return bool(driver.find_elements(By.CSS_SELECTOR, f'[data-testid="{testid}"]'))
+
+
 def shown(driver: WebDriver, testid: str) -> bool:
     from selenium.webdriver.common.by import By
 
@@ -217,6 +183,7 @@ def test_an_image_sealed_by_the_server_is_trusted(
     assert text(browser, "moderation-decision") == sealed.decision
     assert text(browser, "moderation-policy")
     assert text(browser, "watermark-detected") == "yes"
+    assert not rendered(browser, "consent")  # none was given
     # The stored manifest was found too, by the manifest itself among other evidence.
     assert shown(browser, "recovered")
     assert text(browser, "recovered-id") == manifest_id
@@ -244,6 +211,7 @@ def test_a_photo_from_elsewhere_has_no_provenance(browser: WebDriver, page_serve
     assert verify_in_page(browser, page_server, path) == "no provenance"
     assert not shown(browser, "recovered")
     assert text(browser, "watermark-detected") == "no"
+    assert not shown(browser, "warnings-box")
 
 
 def test_a_file_that_is_no_image_shows_the_error(browser: WebDriver, page_server: Page) -> None:
@@ -271,6 +239,29 @@ def test_a_sidecar_is_verified_against_the_file(
     assert text(browser, "recovered-id") == manifest_id
     # The attestation shown is genseal's stored one, not the one that failed to hold.
     assert text(browser, "moderation-from").startswith("the manifest genseal stored")
+
+
+def test_the_warnings_and_the_consent_of_a_sealed_image_are_shown(
+    browser: WebDriver, page_server: Page, sealed_with_consent: Sealed
+) -> None:
+    data = sealed_with_consent.data
+    report = httpx.post(f"{page_server.url}/v1/verify", files={"file": ("c.png", data)}).json()
+    path = write(page_server, "consented.png", data)
+    assert verify_in_page(browser, page_server, path) == "trusted"
+    # Every warning of the report, as the report words it: this server signs without a TSA.
+    assert shown(browser, "warnings-box")
+    assert items(browser, "warnings") == report["warnings"]
+    assert any("no RFC 3161 time-stamp" in warning for warning in report["warnings"])
+    assert text(browser, "consent-subject") == "user-7"
+    assert text(browser, "consent-reference") == "consent-record-1"
+    assert text(browser, "consent-scope") == "image-to-image"
+    # A stripped copy carries no manifest; the consent stays on record in the one genseal
+    # stored.
+    stripped = write(page_server, "consented-stripped.png", strip(data))
+    assert verify_in_page(browser, page_server, stripped) == "recovered"
+    assert text(browser, "moderation-from").startswith("the manifest genseal stored")
+    assert text(browser, "consent-subject") == "user-7"
+    assert text(browser, "consent-reference") == "consent-record-1"
 
 
 _DROP = """
@@ -324,7 +315,12 @@ def test_report_strings_are_shown_as_text_never_markup(
         software_agent=hostile,
         model_id="tiny",
         kind="created",
-        moderation={"decision": hostile, "policy": {"id": hostile, "version": 1}, "checks": []},
+        moderation={
+            "decision": hostile,
+            "policy": {"id": hostile, "version": 1},
+            "checks": [],
+            "consent": {"subject": hostile, "reference": {"nested": hostile}, "scope": hostile},
+        },
         soft_binding_alg="org.example",
         soft_binding_value="00000000",
     )
@@ -333,6 +329,9 @@ def test_report_strings_are_shown_as_text_never_markup(
     assert verify_in_page(browser, page_server, path) == "valid"
     assert shown(browser, "state-note")  # a warning: intact, but not a trusted signer
     assert text(browser, "moderation-decision") == hostile
+    assert text(browser, "consent-subject") == hostile
+    assert text(browser, "consent-reference") == '{"nested":' + json.dumps(hostile) + "}"
+    assert any("not in the trust list" in warning for warning in items(browser, "warnings"))
     assert "does not trust" in text(browser, "moderation")
     assert browser.execute_script("return document.getElementById('pwned')") is None
     assert browser.title != "pwned"
