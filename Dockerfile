@@ -1,6 +1,6 @@
 # One image for every part of a genseal deployment: the API (`genseal serve`), the workers
 # (`genseal worker`) and the release step (`genseal db upgrade`). See compose.yaml and the
-# README, "Running at scale".
+# docs, "Running at scale".
 FROM python:3.11-slim
 
 # OpenCV (a dependency of the watermark models' package) needs these at import time.
@@ -17,7 +17,11 @@ COPY provenance ./provenance
 COPY api ./api
 COPY policies ./policies
 COPY bench ./bench
-RUN pip install --no-cache-dir ".[scale]"
+# torch from PyTorch's own index: CPU wheels by default (no CUDA libraries, about 4 GB less);
+# a GPU image: --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu128
+ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+RUN pip install --no-cache-dir torch==2.14.1 torchvision==0.29.1 --index-url "$TORCH_INDEX" \
+    && pip install --no-cache-dir ".[scale]"
 
 # Keys, model cache and anything else a process keeps locally. Mount the signing identity
 # here (or set GENSEAL_SIGNING_CERT/_KEY/_ROOT, or a remote signer) and the models under

@@ -87,9 +87,21 @@ class GenerationSettings(BaseModel):
     offline: bool = Field(
         default=True, description="Never reach the Hugging Face hub; load models from cache only."
     )
-    output_format: Literal["png", "jpeg", "webp"] = "png"
-    max_upload_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
-    max_image_pixels: int = Field(default=40_000_000, gt=0)
+    output_format: Literal["png", "jpeg", "webp"] = Field(
+        default="png", description="Format of sealed images when a request names none."
+    )
+    max_upload_bytes: int = Field(
+        default=20 * 1024 * 1024,
+        gt=0,
+        description="Largest upload accepted (input images, files to seal or verify); larger "
+        "ones are refused (HTTP 413, CLI exit 2) before they are read whole.",
+    )
+    max_image_pixels: int = Field(
+        default=40_000_000,
+        gt=0,
+        description="Most pixels an image may declare; more is refused before decoding "
+        "(a decompression bomb costs nothing).",
+    )
 
 
 class PolicySettings(BaseModel):
@@ -372,3 +384,57 @@ class Settings(
     """Every knob genseal has. Environment variables are the field names with ``GENSEAL_``."""
 
     model_config = _ENV
+
+
+def reference_markdown() -> str:
+    """The configuration reference (docs/reference/configuration.md): every variable, grouped
+    by concern, with its default and description, as the settings model declares them."""
+    lines = [
+        "# Configuration",
+        "",
+        "<!-- Generated from genseal/settings.py by `python docs/generate.py`; do not edit. -->",
+        "",
+        "genseal reads its settings from environment variables: `GENSEAL_` and the field name in "
+        "capitals. Every variable is listed here, grouped by what it configures.",
+    ]
+    for group in _GROUPS:
+        doc = " ".join((group.__doc__ or "").split())
+        lines += ["", f"## {_group_title(group)}", "", doc, ""]
+        lines += ["| variable | default | meaning |", "| --- | --- | --- |"]
+        for name, field in group.model_fields.items():
+            default = (
+                "`$XDG_DATA_HOME/genseal` (else `~/.local/share/genseal`)"
+                if name == "home"
+                else _shown(field.get_default(call_default_factory=True, validated_data={}))
+            )
+            meaning = " ".join((field.description or "").split()).replace("|", "\\|")
+            lines.append(f"| `GENSEAL_{name.upper()}` | {default} | {meaning} |")
+    return "\n".join(lines) + "\n"
+
+
+_GROUPS: tuple[type[BaseModel], ...] = (
+    StorageSettings,
+    GenerationSettings,
+    PolicySettings,
+    CheckSettings,
+    WatermarkSettings,
+    SigningSettings,
+    VerificationSettings,
+    BiasSettings,
+    ApiSettings,
+    JobSettings,
+    LogSettings,
+)
+
+
+def _group_title(group: type[BaseModel]) -> str:
+    name = group.__name__.removesuffix("Settings")
+    return {"Api": "HTTP API", "Log": "Logs"}.get(name, name)
+
+
+def _shown(value: object) -> str:
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return "`true`" if value else "`false`"
+    return f"`{value}`"

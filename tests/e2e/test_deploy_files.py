@@ -3,6 +3,7 @@ that exist and commands that run."""
 
 from __future__ import annotations
 
+import re
 import shlex
 import subprocess
 import sys
@@ -61,3 +62,12 @@ def test_the_dockerfile_installs_the_scale_extra_and_every_package() -> None:
     assert '".[scale]"' in dockerfile
     for package in ("genseal", "gen", "safety", "provenance", "api", "policies"):
         assert f"COPY {package} ./{package}" in dockerfile
+
+
+def test_the_dockerfile_installs_the_torch_genseal_pins_from_pytorch_s_index() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    pins = re.findall(r'"(torch(?:vision)?==[^"]+)"', (ROOT / "pyproject.toml").read_text())
+    assert len(pins) == 2
+    for pin in pins:
+        assert pin in dockerfile, pin
+    assert "ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu" in dockerfile
