@@ -32,6 +32,7 @@ BENCHMARKS: dict[str, Callable[[int], dict[str, Any]]] = {
         "faces",
         "bias",
         "scale",
+        "startup",
     )
 }
 
