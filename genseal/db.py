@@ -18,7 +18,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -101,15 +103,35 @@ def _sqlite_pragmas(in_memory: bool, busy_ms: int = _BUSY_TIMEOUT_MS) -> Any:
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
         try:
+            cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
             if not in_memory:
                 # Readers (verify) never wait for the writer (seal) and vice versa.
-                cursor.execute("PRAGMA journal_mode=WAL")
+                _enter_wal(cursor, busy_ms)
                 cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
         finally:
             cursor.close()
 
     return on_connect
+
+
+def _enter_wal(cursor: Any, busy_ms: int) -> None:
+    # WAL is a property of the file, so usually it is already set. Switching needs an exclusive
+    # lock and SQLite answers "database is locked" at once, without the busy handler, when
+    # another process opens the same new file at that moment: retry until the busy budget ends.
+    deadline = time.monotonic() + busy_ms / 1000
+    pause = 0.005
+    while True:
+        try:
+            mode = cursor.execute("PRAGMA journal_mode").fetchone()
+            if mode is not None and str(mode[0]).lower() == "wal":
+                return
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.2)
 
 
 def _dispose_inherited_pools() -> None:

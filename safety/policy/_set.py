@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -106,8 +107,10 @@ class PolicyReloader:
         tenants_dir: str | Path | None = None,
         *,
         on_change: Callable[[PolicySet], None] | None = None,
+        settle_seconds: float = 0.2,
     ) -> None:
         self.base_path = Path(base_path)
+        self.settle_seconds = settle_seconds
         self.on_change = on_change
         self.tenants_dir = Path(tenants_dir) if tenants_dir is not None else None
         self._lock = threading.Lock()
@@ -123,6 +126,12 @@ class PolicyReloader:
             snapshot = _snapshot(self.base_path, self.tenants_dir)
             if snapshot == self._snapshot:
                 return False
+            # Editors and `write_text` truncate before they write: a file caught half-written
+            # would be rejected for an error nobody made. Load only once it holds still.
+            if self.settle_seconds > 0:
+                time.sleep(self.settle_seconds)
+                if _snapshot(self.base_path, self.tenants_dir) != snapshot:
+                    return False  # still being written; the next poll looks again
             self._snapshot = snapshot
             old = self.current
             try:

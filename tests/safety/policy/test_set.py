@@ -4,6 +4,7 @@ new files do not load."""
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -85,3 +86,23 @@ def test_a_reload_is_logged_as_info_and_a_rejected_one_as_an_error(policies: Pat
         ("policy reloaded", "info"),
         ("policy reload rejected; the old policy stays active", "error"),
     ]
+
+
+def test_a_file_caught_half_written_is_not_rejected_but_read_once_it_holds_still(
+    policies: Path,
+) -> None:
+    reloader = PolicyReloader(policies / "base.yaml", settle_seconds=0.3)
+    path = policies / "base.yaml"
+    path.write_text("", "utf-8")  # what a reader sees between truncate and write
+    finisher = threading.Timer(
+        0.05, lambda: path.write_text(BASE.replace('version: "1"', 'version: "2"'), "utf-8")
+    )
+    finisher.start()
+    try:
+        assert reloader.check() is False  # still changing: not judged
+        finisher.join()
+        assert reloader.last_error is None
+        assert reloader.check() is True
+        assert reloader.current.base.version == "2" and reloader.last_error is None
+    finally:
+        finisher.cancel()
