@@ -72,7 +72,8 @@ def png_bytes(image: Image.Image) -> bytes:
 
 def scratch_service() -> Any:
     """A service with its own fresh home (identity, SQLite store) under a temporary directory."""
-    from gen import SealedGenerationService, Settings
+    from gen import SealedGenerationService
+    from genseal.settings import Settings
 
     home = Path(tempfile.mkdtemp(prefix="genseal-bench-"))
     return SealedGenerationService(Settings(home=home))

@@ -130,7 +130,7 @@ class ServerFailure(RuntimeError):
 def genseal_serve(workdir: Path) -> Iterator[Server]:
     """A ``genseal serve`` subprocess with a fresh home and one tenant; always terminated."""
     from api.tenants import TenantStore
-    from gen import Settings
+    from genseal.settings import Settings
 
     home, log = workdir / "home", workdir / "server.log"
     issued = TenantStore(Settings(home=home).store_url).create("acme")
@@ -401,7 +401,7 @@ class Ledger:
 
 
 def _ledger(home: Path, delivered: list[str]) -> Ledger:
-    from gen import Settings
+    from genseal.settings import Settings
     from provenance import AuditEntry, ManifestStore
 
     store = ManifestStore(Settings(home=home).store_url)

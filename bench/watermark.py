@@ -14,7 +14,7 @@ from typing import Any
 
 from bench._attacks import crop
 from bench._harness import carrier, measure, report
-from gen import Settings
+from genseal.settings import Settings
 from provenance import WATERMARK_BACKENDS, make_watermarker
 
 

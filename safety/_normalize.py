@@ -15,10 +15,11 @@ pattern (a sentence-embedding model reads "n4k3d" as noise, not as "naked").
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
-__all__ = ["matching_forms", "normalize_text", "term_regex", "unleet"]
+__all__ = ["matching_forms", "normalize_text", "term_pattern", "term_regex", "unleet"]
 
 # Cyrillic and Greek letters that render like Latin ones. Only applied inside words that also
 # contain ASCII letters: mixing scripts in one word is the obfuscation, a Russian word is not.
@@ -158,8 +159,16 @@ def _word_pattern(word: str) -> str:
     return "".join(parts)
 
 
+@functools.cache
 def term_regex(term: str) -> re.Pattern[str]:
-    """Whole-word pattern for one list term, to search in `normalize_text` output.
+    """``term_pattern`` compiled (once per process: the default lists hold hundreds of terms,
+    more than ``re``'s own cache keeps)."""
+    return re.compile(term_pattern(term))
+
+
+def term_pattern(term: str) -> str:
+    """Whole-word pattern for one list term, to search in `normalize_text` output; ValueError
+    for a term that is not words.
 
     A term is one or more words; words in a phrase may be written apart or together
     ("school girl" matches "schoolgirl"). A trailing "*" makes the last word a prefix
@@ -171,7 +180,7 @@ def term_regex(term: str) -> re.Pattern[str]:
         raise ValueError(f"term {term!r} must be words of letters and digits (optionally '*')")
     body = r"[\W_]*".join(_word_pattern(w) for w in words)
     tail = r"(?:[^\W_]|[@$])*" if prefix else rf"(?:[e3]?[s5$])?{_NOT_AFTER}"
-    return re.compile(f"{_NOT_BEFORE}{body}{tail}")
+    return f"{_NOT_BEFORE}{body}{tail}"
 
 
 # One reading per leet character (the commonest): for plain-word consumers a best guess beats

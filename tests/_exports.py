@@ -3,8 +3,10 @@ only what exists, and names every public member the package defines or imports."
 
 from __future__ import annotations
 
+import ast
 import re
 import types
+from pathlib import Path
 
 
 def _order(name: str) -> tuple[int, list[int | str]]:
@@ -15,9 +17,18 @@ def _order(name: str) -> tuple[int, list[int | str]]:
 
 
 def exports_problems(package: types.ModuleType) -> list[str]:
-    """What is wrong with ``package.__all__`` (empty when nothing is)."""
+    """What is wrong with ``package.__all__`` (empty when nothing is).
+
+    A package that imports its names on first use declares them in ``__init__.pyi``: there the
+    stub's ``__all__`` must be in order and hold exactly the names the package resolves.
+    """
     exported = list(package.__all__)
     problems = []
+    stub = _stub_exports(package)
+    if stub is not None:
+        if sorted(stub) != sorted(exported):
+            problems.append(f"{package.__name__}: __init__.pyi's __all__ differs from its imports")
+        exported = stub
     if exported != sorted(exported, key=_order):
         problems.append(f"{package.__name__}.__all__ is not in order")
     problems += [
@@ -30,3 +41,15 @@ def exports_problems(package: types.ModuleType) -> list[str]:
     ]
     problems += [f"{name} is public but not in __all__" for name in public if name not in exported]
     return problems
+
+
+def _stub_exports(package: types.ModuleType) -> list[str] | None:
+    stub = Path(str(package.__file__)).with_suffix(".pyi")
+    if not stub.is_file():
+        return None
+    for node in ast.parse(stub.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(target, ast.Name) and target.id == "__all__" for target in node.targets
+        ):
+            return [str(ast.literal_eval(element)) for element in node.value.elts]  # type: ignore[attr-defined]
+    return []

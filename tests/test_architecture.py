@@ -68,3 +68,20 @@ def test_modules_stay_short_or_say_why(package: str) -> None:
         if len(lines) > MAX_LINES and _LONG_REASON not in "\n".join(lines[:10]):
             long.append(f"{path}: {len(lines)} lines")
     assert long == [], "\n".join(long)
+
+
+def test_lazily_exported_packages_ship_their_stubs() -> None:
+    # A package whose __init__.py reads its names from __init__.pyi fails to import without it:
+    # the stubs must go into the wheel, not only into a checkout.
+    import tomllib
+
+    lazy = [
+        path.parent
+        for path in ROOT.glob("*/**/__init__.py")
+        if ".venv" not in path.parts and "attach_stub" in path.read_text(encoding="utf-8")
+    ]
+    assert lazy, "no package reads its exports from a stub"
+    for package in lazy:
+        assert (package / "__init__.pyi").is_file(), package
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert "*.pyi" in config["tool"]["setuptools"]["package-data"]["*"]

@@ -9,8 +9,9 @@ from rich.console import Console
 from rich.table import Table
 
 from api.cli._support import EXIT_USAGE
-from gen import Settings, build_signer, configured_identity
+from gen import build_signer, configured_identity
 from genseal.errors import GensealError, SigningError
+from genseal.settings import Settings
 from provenance import identity_problems
 
 

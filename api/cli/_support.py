@@ -60,7 +60,7 @@ IMAGE_FORMAT = Choices("FORMAT", _image_formats)
 
 
 def _settings(**overrides: Any) -> Any:
-    from gen import Settings
+    from genseal.settings import Settings
 
     settings = Settings()
     updates = {k: v for k, v in overrides.items() if v is not None}

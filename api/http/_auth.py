@@ -23,8 +23,8 @@ from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from api.tenants._store import TenantStore
-from gen import Settings
 from genseal.errors import AuthenticationError, ConfigError, RateLimitError
+from genseal.settings import Settings
 
 __all__ = ["Caller", "Gatekeeper"]
 

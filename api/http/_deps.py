@@ -19,8 +19,9 @@ from api.http._metrics import Metrics
 from api.http._submission import Delivery, Submission
 from api.jobs import JobQueue, JobStore, Operations, WebhookDispatcher
 from api.tenants import TenantStore
-from gen import SealedGenerationService, Settings
+from gen import SealedGenerationService
 from genseal.errors import PayloadTooLargeError
+from genseal.settings import Settings
 from safety import Baseline, load_baseline
 
 __all__ = [

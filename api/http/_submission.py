@@ -17,8 +17,8 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from api.jobs import JobKind, JobQueue, JobStore, Operations, Reply, validate_webhook_url
-from gen import Settings
 from genseal.errors import ConflictError, InputError, QueueError
+from genseal.settings import Settings
 
 __all__ = ["Answer", "Delivery", "Submission"]
 

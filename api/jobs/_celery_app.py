@@ -30,8 +30,8 @@ from typing import Any
 import structlog
 from celery import Celery
 
-from gen import Settings
 from genseal.errors import QueueError
+from genseal.settings import Settings
 
 __all__ = [
     "TASK",

@@ -26,8 +26,8 @@ from api.jobs._celery_app import (
 )
 from api.jobs._model import Reply
 from api.jobs._store import JobStore
-from gen import Settings
 from genseal.errors import QueueError, StoreError
+from genseal.settings import Settings
 
 __all__ = ["CeleryQueue"]
 

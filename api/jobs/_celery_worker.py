@@ -40,8 +40,9 @@ from api.jobs._celery_app import (
 from api.jobs._operations import Operations
 from api.jobs._store import JobStore
 from api.jobs._worker import execute_job
-from gen import SealedGenerationService, Settings
+from gen import SealedGenerationService
 from genseal.errors import StoreError
+from genseal.settings import Settings
 
 __all__ = ["WorkerProcess", "advertiser", "build_worker_app", "run_worker", "worker_queues"]
 

@@ -18,7 +18,7 @@ from typing import Protocol
 from api.jobs._model import Reply, StoredJob
 from api.jobs._operations import Operations
 from api.jobs._store import JobStore
-from gen import Settings
+from genseal.settings import Settings
 
 __all__ = ["JobQueue", "make_queue"]
 

@@ -4,25 +4,7 @@
 A payload is 8 hex characters (32 bits): a reading is a lead for recovery, never proof.
 """
 
-from provenance.watermark._backends import (
-    OPTIONAL_WATERMARK_BACKENDS,
-    WATERMARK_BACKENDS,
-    WatermarkBackend,
-    make_watermarker,
-)
-from provenance.watermark._dwtdctsvd import DwtDctSvdWatermarker
-from provenance.watermark._protocol import Watermarker, WatermarkReading
-from provenance.watermark._rivagan import RivaGanWatermarker
-from provenance.watermark._trustmark import TrustMarkWatermarker
+import lazy_loader
 
-__all__ = [
-    "OPTIONAL_WATERMARK_BACKENDS",
-    "WATERMARK_BACKENDS",
-    "DwtDctSvdWatermarker",
-    "RivaGanWatermarker",
-    "TrustMarkWatermarker",
-    "WatermarkBackend",
-    "WatermarkReading",
-    "Watermarker",
-    "make_watermarker",
-]
+# A backend is imported on first use: each brings its own numerical stack.
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)

@@ -6,10 +6,7 @@ from pathlib import Path
 from typing import Final, Literal
 
 from genseal.errors import ConfigError
-from provenance.watermark._dwtdctsvd import DwtDctSvdWatermarker
 from provenance.watermark._protocol import Watermarker
-from provenance.watermark._rivagan import RivaGanWatermarker
-from provenance.watermark._trustmark import TrustMarkWatermarker
 
 __all__ = [
     "OPTIONAL_WATERMARK_BACKENDS",
@@ -34,11 +31,19 @@ def make_watermarker(
     decoder it derives in ``cache_dir``), and so does TrustMark (from ``trustmark_models``,
     the GENSEAL_TRUSTMARK_MODELS setting; a WatermarkError then says what is missing).
     """
+    # Each backend is imported only when chosen: DWT-DCT-SVD brings scipy, which a process
+    # reading rivaGan marks never needs.
     if name == "dwtdctsvd":
+        from provenance.watermark._dwtdctsvd import DwtDctSvdWatermarker
+
         return DwtDctSvdWatermarker()
     if name == "rivagan":
+        from provenance.watermark._rivagan import RivaGanWatermarker
+
         return RivaGanWatermarker(cache_dir=cache_dir)
     if name == "trustmark":
+        from provenance.watermark._trustmark import TrustMarkWatermarker
+
         return TrustMarkWatermarker(trustmark_models)
     known = (*WATERMARK_BACKENDS, *OPTIONAL_WATERMARK_BACKENDS)
     raise ConfigError(f"unknown watermark backend {name!r}; choose one of {', '.join(known)}")

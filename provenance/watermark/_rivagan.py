@@ -55,6 +55,7 @@ print or PDQ. After 20 % crops of the scikit-image photos the right payload rank
 from __future__ import annotations
 
 import functools
+import hashlib
 import heapq
 import importlib.util
 import os
@@ -69,7 +70,7 @@ from PIL import Image
 from genseal.errors import WatermarkError
 from provenance._media import split_alpha
 from provenance.watermark._protocol import WatermarkReading, check_payload
-from provenance.watermark._rivagan_int8 import quantize_decoder
+from provenance.watermark._rivagan_int8 import quantize_decoder, write_atomically
 
 __all__ = ["RivaGanWatermarker", "rivagan_model_dir"]
 
@@ -91,6 +92,8 @@ _FEW_CANDIDATES: Final = 1024
 # Convolution stride of the decoder's 32→32 layers and of the encoder's attention layer.
 _DECODER_STRIDE: Final = 2
 _ATTENTION_STRIDE: Final = 2
+# Names the rewrite below: change it when the rewrite changes, so cached copies are remade.
+_REWRITE_RECIPE: Final = "conv3d-as-2d-v1"
 _SEED_MASK: Final = 0x21FA_6A11
 
 
@@ -247,9 +250,9 @@ def _load(model_dir: Path, cache_dir: Path | None) -> tuple[Any, Any]:
     providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
     try:
         encoder = ort.InferenceSession(
-            _model(model_dir / "rivagan_encoder.onnx"), options, providers=providers
+            _model(model_dir / "rivagan_encoder.onnx", cache_dir), options, providers=providers
         )
-        decoder_model = _model(model_dir / "rivagan_decoder.onnx")
+        decoder_model = _model(model_dir / "rivagan_decoder.onnx", cache_dir)
         if isinstance(decoder_model, bytes) and "CUDAExecutionProvider" not in providers:
             decoder_model = quantize_decoder(decoder_model, encoder, cache_dir) or decoder_model
         decoder = ort.InferenceSession(decoder_model, options, providers=providers)
@@ -258,9 +261,33 @@ def _load(model_dir: Path, cache_dir: Path | None) -> tuple[Any, Any]:
     return encoder, decoder
 
 
-def _model(path: Path) -> bytes | str:
+def _model(path: Path, cache_dir: Path | None = None) -> bytes | str:
     """The model with its depth-1 3-D convolutions turned 2-D and strided as the module
-    docstring says, or the path as shipped."""
+    docstring says, or the path as shipped.
+
+    The rewritten copy is kept in ``cache_dir``: importing ``onnx`` to make it costs most of a
+    second, which every later process (a one-off ``genseal verify``) is spared.
+    """
+    cached = None
+    if cache_dir is not None:
+        try:
+            source = path.read_bytes()
+        except OSError as exc:
+            raise WatermarkError(f"cannot read the rivaGan model {path}: {exc}") from exc
+        recipe = f"{_REWRITE_RECIPE}/{_DECODER_STRIDE}/{_ATTENTION_STRIDE}".encode()
+        key = hashlib.sha256(source + recipe).hexdigest()[:24]
+        cached = cache_dir / f"{path.stem}-2d-{key}.onnx"
+        try:
+            return cached.read_bytes()
+        except OSError:
+            pass
+    rewritten = _rewrite(path)
+    if cached is not None and isinstance(rewritten, bytes):
+        write_atomically(cached, rewritten)
+    return rewritten
+
+
+def _rewrite(path: Path) -> bytes | str:
     try:
         import onnx
         from onnx import helper, numpy_helper

@@ -35,7 +35,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["quantize_decoder"]
+__all__ = ["quantize_decoder", "write_atomically"]
 
 _CALIBRATION_FRAMES: Final = 8
 _SEED: Final = 0x1A7E_C0DE
@@ -62,11 +62,11 @@ def quantize_decoder(decoder: bytes, encoder: Any, cache_dir: Path | None = None
             pass
     model = _quantize(decoder, encoder)
     if model is not None and cached is not None:
-        _write_atomically(cached, model)
+        write_atomically(cached, model)
     return model
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as handle:

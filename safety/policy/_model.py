@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .._findings import Category, Stage
-from .._normalize import term_regex
+from .._normalize import term_pattern
 
 __all__ = [
     "DEFAULT_PRECEDENCE",
@@ -221,7 +221,7 @@ class PolicySpec(BaseModel):
         for category, terms in value.items():
             for term in terms:
                 try:
-                    term_regex(term)
+                    term_pattern(term)
                 except ValueError as exc:
                     raise ValueError(f"{category.value}: {exc}") from exc
         return value
@@ -242,7 +242,7 @@ class PolicySpec(BaseModel):
     def _exceptions_compile(cls, value: list[str]) -> list[str]:
         for phrase in value:
             try:
-                term_regex(phrase)
+                term_pattern(phrase)
             except ValueError as exc:
                 raise ValueError(f"exception {phrase!r}: {exc}") from exc
         return value

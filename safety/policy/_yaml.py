@@ -12,7 +12,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from .._yaml_lines import LineIndex
+from .._yaml_lines import FAST_SAFE_LOADER, LineIndex
 
 __all__ = [
     "PolicyProblem",
@@ -61,7 +61,7 @@ def parse_yaml(text: str, path: Path, schema: type[BaseModel]) -> tuple[Any, lis
     """`safe_load` plus the checks it skips (duplicate keys, YAML 1.1 booleans where `schema`
     expects text); problems instead of exceptions. The document is None when it is unusable."""
     try:
-        document = yaml.safe_load(text)
+        document = _safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line, column = (mark.line + 1, mark.column + 1) if mark is not None else (None, None)
@@ -77,7 +77,7 @@ def parse_yaml(text: str, path: Path, schema: type[BaseModel]) -> tuple[Any, lis
                 file=str(path), line=1, column=1, message="a policy file must be a YAML mapping"
             )
         ]
-    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    root = yaml.compose(text, Loader=FAST_SAFE_LOADER)
     # safe_load keeps the last of two equal keys; in a rule that silently drops a condition.
     duplicate = _first_duplicate_key(root)
     if duplicate is not None:
@@ -88,6 +88,15 @@ def parse_yaml(text: str, path: Path, schema: type[BaseModel]) -> tuple[Any, lis
             )
         ]
     return document, yaml_boolean_warnings(root, schema, path, document)
+
+
+def _safe_load(text: str) -> Any:
+    try:
+        return yaml.load(text, Loader=FAST_SAFE_LOADER)
+    except yaml.YAMLError:
+        # The pure-Python parser words its errors as the docs show them; it reads what libyaml
+        # reads, so it is only asked once libyaml has failed.
+        return yaml.safe_load(text)
 
 
 def _first_duplicate_key(root: yaml.Node | None) -> tuple[str, int, int] | None:
@@ -240,7 +249,8 @@ def yaml_boolean_warnings(
     editors that speak YAML 1.2)."""
     problems: list[PolicyProblem] = []
     for node, loc in dict(_text_scalars(root, schema, ())).items():
-        if node.style is not None or node.value not in _YAML11_BOOLEANS:
+        # A plain scalar's style is None from PyYAML's parser and '' from libyaml's.
+        if node.style or node.value not in _YAML11_BOOLEANS:
             continue
         rule_id, subject = _subject(loc, document)
         if node.tag == _BOOL_TAG:

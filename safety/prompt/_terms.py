@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from genseal.errors import PolicyError
 
 from .._findings import Category, CheckState, Finding, Stage
-from .._normalize import matching_forms, term_regex
+from .._normalize import matching_forms, term_pattern, term_regex
 
 if TYPE_CHECKING:
     from ..policy import Policy
@@ -46,27 +46,29 @@ class TermListCheck:
         blanked: list[str] = []
         for phrase in exceptions:
             try:
-                blanked.append(f"(?:{term_regex(phrase).pattern})")
+                blanked.append(f"(?:{term_pattern(phrase)})")
             except ValueError as exc:
                 raise PolicyError(f"prompt_term_exceptions: {exc}") from exc
         self._exceptions = re.compile("|".join(blanked)) if blanked else None
         self.categories: tuple[Category, ...] = tuple(
             dict.fromkeys([*(Category(c) for c in terms), *(Category(c) for c in patterns)])
         )
-        self._terms: dict[Category, list[tuple[str, re.Pattern[str]]]] = {}
+        # Each term's own pattern is compiled only when its category's alternation matched:
+        # most prompts match none, and compiling hundreds costs a one-off `screen` its start.
+        self._terms: dict[Category, list[tuple[str, str]]] = {}
         self._patterns: dict[Category, list[re.Pattern[str]]] = {}
         for category, words in terms.items():
-            compiled: list[tuple[str, re.Pattern[str]]] = []
+            compiled: list[tuple[str, str]] = []
             for term in words:
                 try:
-                    compiled.append((term, term_regex(term)))
+                    compiled.append((term, term_pattern(term)))
                 except ValueError as exc:
                     raise PolicyError(f"prompt_terms.{category}: {exc}") from exc
             self._terms[Category(category)] = compiled
         # One pass per category first: most prompts match no term of a category, and one
         # alternation is searched far faster than hundreds of patterns one by one.
         self._any_term: dict[Category, re.Pattern[str]] = {
-            category: re.compile("|".join(f"(?:{rx.pattern})" for _, rx in compiled))
+            category: re.compile("|".join(f"(?:{source})" for _, source in compiled))
             for category, compiled in self._terms.items()
             if compiled
         }
@@ -107,8 +109,8 @@ class TermListCheck:
             hits = (
                 [
                     term
-                    for term, rx in self._terms.get(category, [])
-                    if any(rx.search(form) for form in forms)
+                    for term, _ in self._terms.get(category, [])
+                    if any(term_regex(term).search(form) for form in forms)
                 ]
                 if any_term is not None and any(any_term.search(form) for form in forms)
                 else []

@@ -23,7 +23,8 @@ import uvicorn
 
 from api.http import create_app
 from api.jobs._celery_worker import WorkerProcess, advertiser, build_worker_app, worker_queues
-from gen import SealedGenerationService, Settings
+from gen import SealedGenerationService
+from genseal.settings import Settings
 from tests.conftest import require_redis, throwaway_postgres
 
 API_KEY = "sk-genseal-test"

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from api.cli import app
 from api.tenants._store import TenantStore
-from gen import Settings
+from genseal.settings import Settings
 from provenance import ManifestStore
 
 runner = CliRunner()

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from api.cli import app
-from gen import Settings
+from genseal.settings import Settings
 from safety import BiasMonitor
 
 runner = CliRunner()

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 import genseal.db
 from api.cli import app
-from gen import Settings
+from genseal.settings import Settings
 from provenance import ManifestStore
 
 runner = CliRunner()

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from gen import Settings
+from genseal.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 

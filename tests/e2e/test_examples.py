@@ -80,7 +80,8 @@ def server() -> Iterator[tuple[str, str]]:
     import tempfile
 
     from api.http import create_app
-    from gen import SealedGenerationService, Settings
+    from gen import SealedGenerationService
+    from genseal.settings import Settings
     from tests.api.conftest import running
 
     with tempfile.TemporaryDirectory() as scratch:

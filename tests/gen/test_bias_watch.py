@@ -16,8 +16,9 @@ import pytest
 from PIL import Image
 from sqlalchemy import text
 
-from gen import GenerationRequest, SealedGenerationService, Settings, build_parts
+from gen import GenerationRequest, SealedGenerationService, build_parts
 from genseal.errors import CheckError
+from genseal.settings import Settings
 from safety import AttributeEstimator, default_policy_path
 from tests._media import photo
 

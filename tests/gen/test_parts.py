@@ -8,7 +8,8 @@ from typing import Any
 
 import genseal.db
 from api.http import create_app
-from gen import SealedGenerationService, Settings, build_parts
+from gen import SealedGenerationService, build_parts
+from genseal.settings import Settings
 from provenance import DwtDctSvdWatermarker
 
 

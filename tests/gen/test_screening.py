@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from gen import ScreenResult, SealedGenerationService, Settings
+from gen import ScreenResult, SealedGenerationService
 from gen._screening import screen_prompt
 from genseal.errors import InputError
+from genseal.settings import Settings
 from safety import default_policy_path
 
 ROOT = Path(__file__).resolve().parents[2]

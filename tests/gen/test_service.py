@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from gen import GenerationRequest, SealedGenerationService, Settings, build_parts
+from gen import GenerationRequest, SealedGenerationService, build_parts
 from genseal.db import upgrade
 from genseal.errors import SigningError, StoreError, WatermarkError
+from genseal.settings import Settings
 from provenance import SealClaim, SignedAsset, WatermarkReading
 from safety import OpenNsfwCheck, Policy, Screener, TermListCheck
 from tests._tsa import LocalTsa

@@ -13,11 +13,11 @@ from gen import (
     DiffusersBackend,
     GenerationRequest,
     SealedGenerationService,
-    Settings,
     build_parts,
 )
 from gen._images import decode_image
 from genseal.errors import InputError, NotFoundError
+from genseal.settings import Settings
 from safety import Action, Policy, PolicySet, default_policy_path, replay_decisions
 from tests._c2pa import c2pa_read
 

@@ -293,3 +293,23 @@ def test_a_new_revision_is_written_after_head(
         monkeypatch.undo()
         genseal.db._scripts.cache_clear()
     assert genseal.db.head() == original
+
+
+def test_the_newest_script_by_number_is_alembic_s_head() -> None:
+    # ensure_schema's quick check trusts the numbering; the real graph must agree.
+    assert genseal.db._newest_script_revision() == head()
+
+
+def test_a_database_at_head_is_recognised_without_alembic_and_one_behind_is_upgraded(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'genseal.db'}"
+    genseal.db.upgrade(url, "0001")
+    engine = genseal.db.make_engine(url)
+    try:
+        assert not genseal.db._plainly_at_head(engine)
+        genseal.db.ensure_schema(engine)
+        assert genseal.db.current(url) == head()
+        assert genseal.db._plainly_at_head(engine)
+    finally:
+        engine.dispose()

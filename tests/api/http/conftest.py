@@ -18,7 +18,8 @@ import uvicorn
 
 from api.http import create_app
 from api.tenants import IssuedKey, TenantStore
-from gen import SealedGenerationService, Settings
+from gen import SealedGenerationService
+from genseal.settings import Settings
 from tests.api.conftest import BACKENDS, backend_settings, serving
 
 if TYPE_CHECKING:

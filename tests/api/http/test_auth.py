@@ -10,7 +10,8 @@ import pytest
 
 from api.http import create_app
 from api.tenants import IssuedKey, TenantStore
-from gen import SealedGenerationService, Settings
+from gen import SealedGenerationService
+from genseal.settings import Settings
 from tests._media import photo
 from tests.api.conftest import running
 from tests.api.http.conftest import ASYNC, FAST, Deployment, wait_for_job

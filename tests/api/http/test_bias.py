@@ -16,8 +16,9 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.http import create_app
-from gen import SealedGenerationService, Settings, build_parts
+from gen import SealedGenerationService, build_parts
 from genseal.errors import CheckError
+from genseal.settings import Settings
 from tests._media import photo
 from tests.api.conftest import BACKENDS, backend_settings, celery_worker
 

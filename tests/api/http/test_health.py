@@ -20,8 +20,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from api.http import create_app
 from api.http._health import Readiness
-from gen import DiffusersBackend, ImageBackend, SealedGenerationService, Settings, build_parts
+from gen import DiffusersBackend, ImageBackend, SealedGenerationService, build_parts
 from genseal.errors import SigningError
+from genseal.settings import Settings
 from provenance import SigningIdentity, identity_problems, init_identity, load_identity
 from safety import default_policy_path
 from tests.api.http.test_metrics import serve

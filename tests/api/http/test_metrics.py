@@ -24,7 +24,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from api.http import create_app
 from api.http._health import install_observability, signer_not_after
 from api.http._metrics import Metrics
-from gen import GenerationRequest, GenerationResult, SealedGenerationService, Settings
+from gen import GenerationRequest, GenerationResult, SealedGenerationService
+from genseal.settings import Settings
 from safety import Stage
 from tests._media import photo
 

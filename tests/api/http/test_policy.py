@@ -14,7 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.http import create_app
-from gen import SealedGenerationService, Settings
+from gen import SealedGenerationService
+from genseal.settings import Settings
 from safety import default_policy_path
 from tests.api.conftest import BACKENDS, backend_settings, celery_worker
 

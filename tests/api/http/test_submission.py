@@ -11,8 +11,9 @@ import pytest
 from api._files import ImageFiles
 from api.http._submission import Delivery, Submission
 from api.jobs import JobStore, Operations, make_queue
-from gen import SealedGenerationService, Settings
+from gen import SealedGenerationService
 from genseal.errors import ConflictError, InputError
+from genseal.settings import Settings
 
 FIELDS = {"prompt": "a red fox", "size": "256x256", "steps": 2, "seed": 1}
 

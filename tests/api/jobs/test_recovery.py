@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from api.tenants._store import TenantStore
-from gen import Settings
+from genseal.settings import Settings
 from tests._scale import serve
 
 

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from gen import Settings, build_verifier
+from gen import build_verifier
 from gen._verification import trust_anchors, trust_config
 from genseal.errors import ConfigError
+from genseal.settings import Settings
 from provenance import C2paSigner, SigningIdentity, TrustConfig, load_pem_identity
 from provenance.c2pa import C2paReader
 from tests._media import photo

@@ -124,3 +124,16 @@ def test_does_not_survive_cropping(
     marked = watermarker.embed(photos["coffee"], "0badcafe")
     cropped = marked.crop((13, 7, 500, 500))
     assert not watermarker.detect(cropped).detected
+
+
+@pytest.mark.parametrize("size", [4, 8])
+def test_the_block_dct_is_scipy_s_orthonormal_dct(size: int) -> None:
+    from scipy.fft import dctn, idctn
+
+    from provenance.watermark._dwtdctsvd import _dct2, _idct2
+
+    blocks = np.random.default_rng(size).uniform(0, 255, (16, size, size))
+    coeffs = _dct2(blocks)
+    np.testing.assert_allclose(coeffs, dctn(blocks, axes=(1, 2), norm="ortho"), atol=1e-9)
+    np.testing.assert_allclose(_idct2(coeffs), idctn(coeffs, axes=(1, 2), norm="ortho"), atol=1e-9)
+    np.testing.assert_allclose(_idct2(coeffs), blocks, atol=1e-9)

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gen import Settings
 from genseal.errors import ConfigError, WatermarkError
+from genseal.settings import Settings
 from provenance import (
     OPTIONAL_WATERMARK_BACKENDS,
     TrustMarkWatermarker,
