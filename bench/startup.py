@@ -29,6 +29,12 @@ from bench._harness import measure, report
 
 TARGETS_MS = {"screen": 2000, "verify": 1000, "generate": 5000, "serve": 20000}
 _GENSEAL = [sys.executable, "-c", "from api.cli import main; main()"]
+_DIFFUSERS_IMPORTS = [
+    sys.executable,
+    "-c",
+    "import torch; from diffusers import StableDiffusionPipeline, UNet2DConditionModel; "
+    "from transformers import CLIPTextModel",
+]
 
 
 def run(runs: int = 5) -> dict[str, Any]:
@@ -48,6 +54,10 @@ def run(runs: int = 5) -> dict[str, Any]:
             stats = measure(lambda command=command: _check(command, env), runs, warmup=1)
             results[name] = {**stats, "target_ms": TARGETS_MS[name], "met": _met(stats, name)}
             results[name]["import_profile"] = _import_profile(command, env)
+        # What no generate on the diffusers backend can go below: the interpreter importing
+        # torch, diffusers and transformers for a Stable Diffusion pipeline, nothing of genseal.
+        floor = measure(lambda: _check(_DIFFUSERS_IMPORTS, env), runs, warmup=1)
+        results["generate"]["diffusers_import_floor_ms"] = floor["median_ms"]
         serve = measure(lambda: _serve_ready(env), max(1, runs // 2), warmup=1)
         results["serve"] = {**serve, "target_ms": TARGETS_MS["serve"], "met": _met(serve, "serve")}
     headline = results["screen"]

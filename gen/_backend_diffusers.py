@@ -1,7 +1,8 @@
 """`DiffusersBackend`: the ImageBackend that runs diffusers pipelines (tiny, local or hub).
 
 One text-to-image pipeline is loaded; the image-to-image pipeline is derived from it with
-`AutoPipelineForImage2Image.from_pipe`, so both share the same weights in memory.
+`AutoPipelineForImage2Image.from_pipe` on the first image-to-image call, so both share the same
+weights in memory.
 
 Reproducibility: image k of a request is drawn from its own `torch.Generator` seeded `seed + k`,
 so seed 42 with n=4 gives, as its third image, the image seed 44 gives with n=1 (equal up to
@@ -62,16 +63,11 @@ class DiffusersBackend:
         defaults: ModelDefaults | None = None,
     ) -> None:
         """Wrap a text-to-image pipeline already on its device (see `load` for the usual way)."""
-        from diffusers import AutoPipelineForImage2Image
-
         self._text2img = pipeline
         self._text2img.set_progress_bar_config(disable=True)
-        try:
-            self._img2img: Any | None = AutoPipelineForImage2Image.from_pipe(pipeline)
-            self._img2img.set_progress_bar_config(disable=True)
-        except ValueError:
-            # No image-to-image counterpart for this pipeline class: text-to-image only.
-            self._img2img = None
+        self._img2img_derived = False
+        self._img2img_pipeline: Any | None = None
+        self._derive_lock = threading.Lock()
         self._model_id = model_id
         self._model_version = model_version
         self._device = str(pipeline.device)
@@ -116,14 +112,13 @@ class DiffusersBackend:
     @classmethod
     def _load_tiny(cls, device: str, torch_dtype: Any) -> DiffusersBackend:
         import torch
-        from diffusers import AutoPipelineForText2Image
 
         if device == "cpu" and torch_dtype == torch.float32:
             shared = build_tiny_pipeline(TINY_SEED)
             # A scheduler of its own: the weights are shared read-only between backends, the
             # scheduler's per-call state must not be.
             scheduler = type(shared.scheduler).from_config(shared.scheduler.config)
-            pipeline = AutoPipelineForText2Image.from_pipe(shared, scheduler=scheduler)
+            pipeline = type(shared).from_pipe(shared, scheduler=scheduler)
         else:
             # Moving the shared pipeline would move it under every other user: build a copy.
             pipeline = new_tiny_pipeline(TINY_SEED).to(device=device, dtype=torch_dtype)
@@ -149,6 +144,23 @@ class DiffusersBackend:
     @property
     def supports_image_to_image(self) -> bool:
         return self._img2img is not None
+
+    @property
+    def _img2img(self) -> Any | None:
+        # Derived on first use: diffusers' auto-pipeline tables import every pipeline family,
+        # a second of start that a text-to-image run never needs.
+        with self._derive_lock:
+            if not self._img2img_derived:
+                from diffusers import AutoPipelineForImage2Image
+
+                try:
+                    derived = AutoPipelineForImage2Image.from_pipe(self._text2img)
+                    derived.set_progress_bar_config(disable=True)
+                except ValueError:
+                    # No image-to-image counterpart for this pipeline class: text-to-image only.
+                    derived = None
+                self._img2img_pipeline, self._img2img_derived = derived, True
+            return self._img2img_pipeline
 
     @property
     def pipeline(self) -> Any:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import gzip
 import hashlib
+import importlib.util
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -126,14 +127,16 @@ def build_clip_tokenizer() -> CLIPTokenizer:
 
 
 def _clip_vocabulary() -> tuple[dict[str, int], list[tuple[str, str]]]:
-    try:
-        import open_clip
-        from open_clip.tokenizer import bytes_to_unicode
-    except ImportError as exc:
+    # The vocabulary file only: importing open_clip itself (timm and friends) would cost the
+    # tiny model a second of start, and transformers, loaded anyway, has the byte table.
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    spec = importlib.util.find_spec("open_clip")
+    if spec is None or not spec.submodule_search_locations:
         raise ModelError(
             "the tiny model's tokenizer needs open-clip-torch", hint="pip install open-clip-torch"
-        ) from exc
-    path = Path(open_clip.__file__).parent / "bpe_simple_vocab_16e6.txt.gz"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / "bpe_simple_vocab_16e6.txt.gz"
     try:
         lines = gzip.decompress(path.read_bytes()).decode("utf-8").split("\n")
     except OSError as exc:
