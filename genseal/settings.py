@@ -342,6 +342,19 @@ class JobSettings(BaseModel):
         description="Models a `genseal worker` serves and loads at start (default: the "
         "default model); jobs for a model go only to workers that serve it.",
     )
+    worker_start_timeout_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="How long a `genseal worker` process may take to load its models and report "
+        "ready before the pool gives up on it (a process replacing a crashed one included).",
+    )
+    worker_metrics_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="Port on which a `genseal worker` serves the Prometheus metrics of all its "
+        "processes (/metrics, every interface); 0: none. Each worker on a machine needs its own.",
+    )
 
 
 class LogSettings(BaseSettings):

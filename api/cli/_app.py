@@ -429,20 +429,32 @@ def worker(
         int | None,
         typer.Option(min=1, max=64, help="Worker processes (one job each; one per GPU)."),
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=65535,
+            help="Serve Prometheus metrics of every worker process on this port (default: "
+            "GENSEAL_WORKER_METRICS_PORT; 0: none).",
+        ),
+    ] = None,
     policy: PolicyOption = None,
 ) -> None:
     """Run generation jobs from the broker (GENSEAL_JOB_BACKEND=celery).
 
     A Celery worker whose processes each load the models and a signer once, run one job at a
     time and acknowledge it only after its answer is stored. Stop with SIGTERM: jobs in hand
-    finish first.
+    finish first. With --metrics-port, the main process serves what every process did at
+    /metrics.
     """
     from api.jobs._celery_worker import run_worker
     from gen import resolve_model
 
     with _errors():
         configure_logging(log_level("info"), json_logs=True)
-        settings = _settings(policy=policy, worker_concurrency=concurrency)
+        settings = _settings(
+            policy=policy, worker_concurrency=concurrency, worker_metrics_port=metrics_port
+        )
         if settings.job_backend != "celery":
             raise InputError(
                 "genseal worker runs jobs from the broker: set GENSEAL_JOB_BACKEND=celery "

@@ -96,6 +96,7 @@ def create_app(
         max_attempts=settings.webhook_max_attempts,
         retry_seconds=settings.webhook_retry_seconds,
         transport=webhook_transport,
+        observe=metrics.observe_webhook,
     )
 
     def job_finished(job: StoredJob, reply: Reply) -> None:

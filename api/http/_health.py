@@ -17,15 +17,15 @@ import time
 from collections.abc import Callable
 from typing import Any, Literal
 
-from cryptography import x509
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse, Response
 from PIL import Image
 from pydantic import BaseModel, Field
 
+from api._metrics import signer_not_after
 from api.http._metrics import Metrics, MetricsMiddleware
 from gen import SealedGenerationService
-from provenance import SigningIdentity, identity_problems
+from provenance import identity_problems
 from safety import CheckState, Screener, Stage
 
 __all__ = [
@@ -35,7 +35,6 @@ __all__ = [
     "ReadinessReport",
     "install_observability",
     "observability_router",
-    "signer_not_after",
 ]
 
 CheckName = Literal["model", "workers", "checks", "signer", "store", "policy"]
@@ -254,14 +253,6 @@ class Readiness:
                 detail=_bounded(f"{active} active; the last reload was rejected: {reload_error}"),
             )
         return ReadinessCheck(name="policy", ok=True, detail=f"{active} active")
-
-
-def signer_not_after(identity: SigningIdentity) -> dt.datetime | None:
-    """When the signing (leaf) certificate expires (aware, UTC); None when it cannot be read."""
-    try:
-        return x509.load_pem_x509_certificates(identity.chain_pem)[0].not_valid_after_utc
-    except (ValueError, IndexError):
-        return None
 
 
 def _ok(result: ReadinessCheck | _Pending) -> bool:

@@ -7,6 +7,11 @@ embedded servers) must not collide in prometheus-client's global registry, and e
 HTTP requests are labelled by route *template* (``/v1/manifests/{manifest_id}``), never by raw
 path: one series per id would grow without bound. Unmatched paths share ``route="unmatched"``
 and unknown methods share ``method="OTHER"`` for the same reason.
+
+What the service decides (stages, decisions, policy rules, findings, images, jobs, the signer's
+expiry) is defined in ``api._metrics.ServiceMetrics``, which the Celery workers count with too;
+``Metrics`` adds what only the API does: HTTP, screening without generating, verification, the
+queue depth, webhook deliveries and the bias monitor.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import structlog
@@ -25,27 +30,29 @@ from prometheus_client.registry import Collector
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gen import GenerationResult, ScreenResult
+from api._metrics import STAGE_BUCKETS, ServiceMetrics
+from gen import ScreenResult
 from provenance import ProvenanceReport
-from safety import BiasSummary, Finding
+from safety import BiasSummary
 
 __all__ = [
     "BIAS_WINDOW_DAYS",
     "HTTP_BUCKETS",
     "STAGE_BUCKETS",
+    "WEBHOOK_LAG_BUCKETS",
     "Metrics",
     "MetricsMiddleware",
     "route_template",
 ]
 
-# Stages run from about a millisecond (prompt screening, a 2 ms signature) to most of a minute
-# (a large image on CPU).
-STAGE_BUCKETS = (
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0,
-)  # fmt: skip
 # Whole requests: from a health probe (sub-millisecond) to a batch of images.
 HTTP_BUCKETS = (
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+)  # fmt: skip
+# Webhook delivery lag: from the job's end to the 2xx answer, retries included; a delivery
+# retried with back-off lands minutes or hours later.
+WEBHOOK_LAG_BUCKETS = (
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0,
 )  # fmt: skip
 
 # Bias gauges are recomputed from the database at most this often, however often Prometheus
@@ -57,11 +64,11 @@ UNMATCHED = "unmatched"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
-class Metrics:
+class Metrics(ServiceMetrics):
     """The counters, histograms and gauges of one app, in a registry of their own."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry if registry is not None else CollectorRegistry()
+        super().__init__(registry)
         r = self.registry
         self.http_requests = Counter(
             "genseal_http_requests",
@@ -74,34 +81,6 @@ class Metrics:
             "Time from request to the last byte of the response, by method and route template.",
             ["method", "route"],
             buckets=HTTP_BUCKETS,
-            registry=r,
-        )
-        self.stage_duration = Histogram(
-            "genseal_stage_duration_seconds",
-            "Time one request spent in a stage (screen_input, generate, screen_output, seal, "
-            "screen), summed over the request's images.",
-            ["stage"],
-            buckets=STAGE_BUCKETS,
-            registry=r,
-        )
-        self.decisions = Counter(
-            "genseal_decisions",
-            "Requests decided, by operation (generations, edits, seal) and outcome "
-            "(released, held, blocked).",
-            ["operation", "status"],
-            registry=r,
-        )
-        self.findings = Counter(
-            "genseal_findings",
-            "Safety findings, by harm category and state (flagged, clean, not_checked, error).",
-            ["category", "state"],
-            registry=r,
-        )
-        self.images = Counter(
-            "genseal_images",
-            "Output images, by outcome: released (sealed), withheld (blocked by policy), held "
-            "(waiting for a reviewer).",
-            ["outcome"],
             registry=r,
         )
         self.screens = Counter(
@@ -117,47 +96,39 @@ class Metrics:
             ["state", "recovered"],
             registry=r,
         )
-        self.jobs = Counter(
-            "genseal_jobs",
-            "Queued jobs that reached a status, by kind.",
-            ["kind", "status"],
+        self.jobs_queued = Gauge("genseal_jobs_queued", "Jobs waiting in the queue.", registry=r)
+        self.webhook_deliveries = Counter(
+            "genseal_webhook_deliveries",
+            "Webhook delivery attempts, by outcome: delivered (a 2xx answer), retrying (failed, "
+            "tried again later), failed (failed, no attempt left).",
+            ["outcome"],
             registry=r,
         )
-        self.jobs_queued = Gauge("genseal_jobs_queued", "Jobs waiting in the queue.", registry=r)
-        self.signer_expiry = Gauge(
-            "genseal_signer_expiry_timestamp_seconds",
-            "When the signing certificate expires (Unix time); NaN when it cannot be read. "
-            "Without a time-stamp authority, signatures turn Invalid after it: alert ahead.",
+        self.webhook_lag = Histogram(
+            "genseal_webhook_delivery_lag_seconds",
+            "From the job's end (when its webhook became due) to a 2xx answer, retries included.",
+            buckets=WEBHOOK_LAG_BUCKETS,
             registry=r,
         )
         self.signer_expiry.set(math.nan)
 
     # -- what the service did ------------------------------------------------------------------
 
-    def observe_generation(self, result: GenerationResult, operation: str) -> None:
-        """Count one generation, edit or seal: its outcome, stage times, findings and images."""
-        for stage, ms in result.timings_ms.items():
-            self.stage_duration.labels(stage).observe(ms / 1000)
-        self.decisions.labels(operation, result.status).inc()
-        self._count_findings(_distinct_findings(result))
-        for outcome, count in (
-            ("released", len(result.images)),
-            ("withheld", len(result.withheld)),
-            ("held", len(result.held)),
-        ):
-            if count:
-                self.images.labels(outcome).inc(count)
-
     def observe_screen(self, result: ScreenResult) -> None:
         self.screens.labels(result.decision.action.value).inc()
-        self._count_findings(result.findings)
+        self.count_rule_matches("screen", [result.decision])
+        self.count_findings(result.findings)
 
     def observe_verify(self, report: ProvenanceReport) -> None:
         recovered = "true" if report.recovery.found else "false"
         self.verifications.labels(report.c2pa.state, recovered).inc()
 
-    def observe_job(self, kind: str, status: str) -> None:
-        self.jobs.labels(kind, status).inc()
+    def observe_webhook(self, outcome: str, lag_seconds: float | None) -> None:
+        """Count one delivery attempt; ``lag_seconds`` for a delivered one (see
+        ``WebhookDispatcher``'s ``observe``)."""
+        self.webhook_deliveries.labels(outcome).inc()
+        if lag_seconds is not None:
+            self.webhook_lag.observe(lag_seconds)
 
     def set_queue_depth(self, n: int) -> None:
         self.jobs_queued.set(n)
@@ -194,10 +165,6 @@ class Metrics:
         method = method if method in _METHODS else "OTHER"
         self.http_requests.labels(method, route, str(status)).inc()
         self.http_duration.labels(method, route).observe(seconds)
-
-    def _count_findings(self, findings: Iterable[Finding]) -> None:
-        for finding in findings:
-            self.findings.labels(finding.category.value, finding.state.value).inc()
 
 
 class MetricsMiddleware:
@@ -357,20 +324,3 @@ def _guarded(read: Callable[[], float | None]) -> Callable[[], float]:
         return math.nan if result is None else float(result)
 
     return value
-
-
-def _distinct_findings(result: GenerationResult) -> list[Finding]:
-    """Each finding once: a released image repeats the prompt and input findings it inherited."""
-    seen: set[tuple[str, str, str, int | None]] = set()
-    distinct: list[Finding] = []
-    groups: list[list[Finding]] = [result.findings]
-    groups += [image.findings for image in result.images]
-    groups += [image.findings for image in result.withheld]
-    groups += [image.findings for image in result.held]
-    for group in groups:
-        for finding in group:
-            key = (finding.check, finding.category.value, finding.stage.value, finding.image_index)
-            if key not in seen:
-                seen.add(key)
-                distinct.append(finding)
-    return distinct

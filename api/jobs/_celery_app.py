@@ -89,6 +89,9 @@ def celery_app(settings: Settings) -> Celery:
         },
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
+        # A replacement child loads its models before it reports ready; with Celery's 4 s
+        # default the pool kills it, and every replacement after it, for ever.
+        worker_proc_alive_timeout=settings.worker_start_timeout_seconds,
     )
     return app
 

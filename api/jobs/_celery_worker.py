@@ -13,10 +13,14 @@ A task is ``run_job(job_id)``: claim the row (``JobStore.claim_id``), run it, st
 and only then is the message acknowledged (late ack). A delivery that finds the job running
 under another worker's live lease comes back when that lease would run out; one that finds it
 done is a duplicate and does nothing. A database outage puts the task back with a delay.
+
+With ``GENSEAL_WORKER_METRICS_PORT`` set, the main process serves Prometheus metrics of what
+every child did (``api.jobs._metrics``): the children count into files the main process merges.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -28,6 +32,7 @@ from celery import Celery, Task
 from celery.signals import worker_process_init, worker_process_shutdown
 
 from api._files import ImageFiles, load_secret
+from api._metrics import signer_not_after
 from api.jobs._celery_app import (
     TASK,
     Advertiser,
@@ -37,6 +42,12 @@ from api.jobs._celery_app import (
     model_queue,
     process_name,
 )
+from api.jobs._metrics import (
+    WorkerMetrics,
+    serve_worker_metrics,
+    worker_process_stopped,
+)
+from api.jobs._model import Reply, StoredJob, status_of
 from api.jobs._operations import Operations
 from api.jobs._store import JobStore
 from api.jobs._worker import execute_job
@@ -61,6 +72,7 @@ class WorkerProcess:
     operations: Operations
     registry: WorkerRegistry
     name: str
+    metrics: WorkerMetrics
 
     @classmethod
     def build(
@@ -83,8 +95,11 @@ class WorkerProcess:
             database, load_secret(settings.home, "url-signing.key"), settings.image_url_ttl_seconds
         )
         registry = WorkerRegistry(settings.broker_url, settings.broker_namespace)
-        operations = Operations(service, files)
-        return cls(service, jobs, operations, registry, process_name("worker"))
+        # Made once the models are loaded: from here on the process counts as up.
+        expiry = signer_not_after(service.identity)
+        metrics = WorkerMetrics(signer_expiry=None if expiry is None else expiry.timestamp())
+        operations = Operations(service, files, on_result=metrics.observe_generation)
+        return cls(service, jobs, operations, registry, process_name("worker"), metrics)
 
     def run(self, task: Task, job_id: str) -> str:
         lease = self.service.settings.job_lease_seconds
@@ -97,12 +112,17 @@ class WorkerProcess:
                     # case that worker died with it.
                     raise task.retry(countdown=left + 1.0, max_retries=None)
                 return "done already"
-            reply = execute_job(self.jobs, self.operations, job, self.name, lease)
+            reply = execute_job(
+                self.jobs, self.operations, job, self.name, lease, on_finished=self._finished
+            )
             self.registry.announce_finished(job_id)
         except StoreError as exc:
             log.warning("database unavailable; job put back", job_id=job_id, error=str(exc))
             raise task.retry(countdown=_STORE_RETRY_SECONDS, max_retries=None) from exc
         return f"finished with HTTP {reply.status}"
+
+    def _finished(self, job: StoredJob, reply: Reply) -> None:
+        self.metrics.observe_job(job.kind, status_of(reply))
 
     @classmethod
     def from_service(cls, service: SealedGenerationService) -> WorkerProcess:
@@ -142,6 +162,7 @@ def build_worker_app(
             current()
 
         def on_process_shutdown(**_: Any) -> None:
+            worker_process_stopped()
             if _process is not None:
                 _process.jobs.close()
                 _process.registry.close()
@@ -175,24 +196,31 @@ def _share_cores(settings: Settings) -> None:
 
 
 def run_worker(settings: Settings, models: list[str], *, loglevel: str = "INFO") -> None:
-    """Run a worker until it is stopped (SIGTERM: finish the jobs in hand, then exit)."""
+    """Run a worker until it is stopped (SIGTERM: finish the jobs in hand, then exit).
+
+    With ``worker_metrics_port`` set, its processes' metrics are served there meanwhile."""
     app = build_worker_app(settings, models)
     name = process_name("genseal")
-    advertising = advertiser(settings, name, models, settings.worker_concurrency)
-    advertising.start()
-    try:
-        app.worker_main(
-            [
-                "worker",
-                f"--loglevel={loglevel}",
-                f"--concurrency={settings.worker_concurrency}",
-                "--pool=prefork",
-                f"--queues={','.join(worker_queues(settings, models))}",
-                f"--hostname={name}",
-                "--without-gossip",
-                "--without-mingle",
-            ]
-        )
-    finally:
-        advertising.stop()
-        advertising.registry.close()
+    with contextlib.ExitStack() as serving:
+        if settings.worker_metrics_port:
+            # Before the pool forks: the children inherit where to write their values.
+            url = serving.enter_context(serve_worker_metrics(settings.worker_metrics_port))
+            log.info("serving worker metrics", url=url)
+        advertising = advertiser(settings, name, models, settings.worker_concurrency)
+        advertising.start()
+        try:
+            app.worker_main(
+                [
+                    "worker",
+                    f"--loglevel={loglevel}",
+                    f"--concurrency={settings.worker_concurrency}",
+                    "--pool=prefork",
+                    f"--queues={','.join(worker_queues(settings, models))}",
+                    f"--hostname={name}",
+                    "--without-gossip",
+                    "--without-mingle",
+                ]
+            )
+        finally:
+            advertising.stop()
+            advertising.registry.close()

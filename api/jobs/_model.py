@@ -128,6 +128,8 @@ class PendingWebhook:
     url: str
     attempts: int
     body: str
+    #: When the delivery became owed: the job's end.
+    owed_since: dt.datetime | None = None
 
 
 def status_of(reply: Reply) -> JobStatus:

@@ -407,6 +407,7 @@ class JobStore:
                         url=row.webhook_url or "",
                         attempts=row.webhook_attempts,
                         body=_job(row).model_dump_json(exclude={"webhook"}),
+                        owed_since=_utc(row.finished_at),
                     )
                 )
             return due

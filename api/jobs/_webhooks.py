@@ -10,6 +10,9 @@ stops is made after it starts again. Each is sent until a 2xx answer, at most
 ``webhook_max_attempts`` times, waiting ``webhook_retry_seconds`` × 2^(attempt-1) (capped at an
 hour, with jitter) in between.
 
+Each attempt can be told to an observer (``observe``: the outcome, and for a delivery the lag
+since the job ended), which the API's metrics count.
+
 URLs are checked when a job is submitted and again when it is delivered (DNS can change):
 only http(s), and no loopback, private, link-local or reserved address unless
 ``webhook_allow_private`` is set — a webhook must not be a way into the API's own network.
@@ -26,7 +29,7 @@ import random
 import socket
 import threading
 from collections.abc import Callable
-from typing import Protocol
+from typing import Literal, Protocol
 from urllib.parse import urlsplit
 
 import httpx
@@ -35,12 +38,23 @@ import structlog
 from api.jobs._model import PendingWebhook
 from genseal.errors import InputError
 
-__all__ = ["WebhookDispatcher", "sign_webhook", "validate_webhook_url"]
+__all__ = [
+    "WebhookDispatcher",
+    "WebhookObserver",
+    "WebhookOutcome",
+    "sign_webhook",
+    "validate_webhook_url",
+]
 
 log = structlog.get_logger("genseal.webhooks")
 
 _MAX_DELAY_S = 3600.0
 _BATCH = 20
+
+#: delivered: a 2xx answer; retrying: failed, tried again later; failed: no attempt left.
+WebhookOutcome = Literal["delivered", "retrying", "failed"]
+#: Told each attempt's outcome and, for a delivery, the seconds since it became owed.
+WebhookObserver = Callable[[WebhookOutcome, float | None], None]
 
 
 class WebhookQueue(Protocol):
@@ -103,8 +117,10 @@ class WebhookDispatcher:
         retry_seconds: float,
         timeout_seconds: float = 10.0,
         transport: httpx.BaseTransport | None = None,
+        observe: WebhookObserver | None = None,
     ) -> None:
         self._queue = queue
+        self._observe = observe
         self._secret_for = secret_for
         self._allow_private = allow_private
         self._max_attempts = max_attempts
@@ -188,3 +204,17 @@ class WebhookDispatcher:
             error=error,
             retry_at=retry_at,
         )
+        if self._observe is not None:
+            self._observe(*_outcome(webhook, error, retry_at))
+
+
+def _outcome(
+    webhook: PendingWebhook, error: str | None, retry_at: dt.datetime | None
+) -> tuple[WebhookOutcome, float | None]:
+    if error is not None:
+        return ("failed" if retry_at is None else "retrying"), None
+    if webhook.owed_since is None:
+        return "delivered", None
+    lag = (dt.datetime.now(dt.UTC) - webhook.owed_since).total_seconds()
+    # The job's end was stamped by the worker's clock, the delivery by this one's.
+    return "delivered", max(lag, 0.0)

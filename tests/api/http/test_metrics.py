@@ -21,8 +21,9 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import StreamingResponse
 from prometheus_client.parser import text_string_to_metric_families
 
+from api._metrics import signer_not_after
 from api.http import create_app
-from api.http._health import install_observability, signer_not_after
+from api.http._health import install_observability
 from api.http._metrics import Metrics
 from gen import GenerationRequest, GenerationResult, SealedGenerationService
 from genseal.settings import Settings

@@ -10,10 +10,13 @@ chain verifies.
 from __future__ import annotations
 
 import base64
+import os
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +27,16 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from api.tenants._store import TenantStore
-from tests._scale import RedisServer, TcpProxy, api, genseal_env, kill_group, wait_ready, worker
+from tests._scale import (
+    RedisServer,
+    TcpProxy,
+    api,
+    free_port,
+    genseal_env,
+    kill_group,
+    wait_ready,
+    worker,
+)
 from tests.conftest import throwaway_postgres
 
 pytestmark = pytest.mark.services
@@ -256,3 +268,47 @@ def test_postgresql_down_for_seconds_is_503_then_heals_by_itself(scale: Scale) -
             jobs = connection.execute(text("SELECT count(*) FROM genseal_jobs")).scalar()
         engine.dispose()
         assert jobs == 2  # the in-flight job and the one after; the refused one left nothing
+
+
+def test_a_worker_process_killed_outright_is_replaced_and_runs_the_next_job(scale: Scale) -> None:
+    port = free_port()
+    metrics = f"http://127.0.0.1:{port}/metrics"
+    with (
+        api(scale.env(), scale.log("api")) as url,
+        worker(scale.env(GENSEAL_WORKER_METRICS_PORT=str(port)), scale.log("worker")) as main,
+    ):
+        wait_ready(url)
+        first = _wait_for_one_ready_child(main, metrics, exclude=None)
+        os.kill(first, signal.SIGKILL)
+        # The replacement loads its models before it reports ready; the pool must wait for
+        # it rather than kill it after Celery's default 4 s.
+        second = _wait_for_one_ready_child(main, metrics, exclude=first)
+        assert second != first
+        job_id = submit(url, scale, "a lighthouse after the storm", SHORT)
+        finished = wait_finished(url, scale, [job_id])
+        assert finished[0]["status"] == "succeeded", finished[0]
+
+
+def _wait_for_one_ready_child(
+    main: subprocess.Popen[bytes], metrics: str, *, exclude: int | None, timeout: float = 240
+) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert main.poll() is None, "the worker exited"
+        children = [pid for pid in _children(main.pid) if pid != exclude]
+        try:
+            body = httpx.get(metrics, timeout=5).text
+        except httpx.TransportError:
+            body = ""
+        if len(children) == 1 and "genseal_worker_processes 1.0" in body:
+            return children[0]
+        time.sleep(0.5)
+    raise AssertionError(f"no ready worker process within {timeout} s")
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with suppress(OSError):
+            found += [int(p) for p in (task / "children").read_text().split()]
+    return found
