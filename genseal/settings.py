@@ -296,6 +296,25 @@ class ApiSettings(BaseModel):
     webhook_retry_seconds: float = Field(
         default=2.0, gt=0, description="First retry delay; doubles each attempt (capped at 1 h)."
     )
+    webhook_ports: list[int] = Field(
+        default_factory=lambda: [80, 443],
+        description="Ports a webhook URL may name; an empty list allows any (a webhook must "
+        "not probe a host's other services).",
+    )
+    webhook_deadline_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        le=300,
+        description="Longest one delivery attempt may take, connecting, sending and reading the "
+        "answer together (a receiver that trickles its answer is cut off here).",
+    )
+    webhook_concurrency: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Deliveries in flight at once, each for a different tenant: a slow "
+        "receiver holds up only its own tenant's webhooks.",
+    )
 
 
 class JobSettings(BaseModel):

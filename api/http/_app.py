@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
 
@@ -65,11 +64,8 @@ _DESCRIPTION = (
 )
 
 
-def create_app(
-    service: SealedGenerationService, *, webhook_transport: Any | None = None
-) -> FastAPI:
-    """The FastAPI application on ``service``; its stores share the service's database.
-    ``webhook_transport``: an httpx transport for webhook deliveries (tests)."""
+def create_app(service: SealedGenerationService) -> FastAPI:
+    """The FastAPI application on ``service``; its stores share the service's database."""
     settings = service.settings
     database = service.parts.database
     tenants = TenantStore(database)
@@ -95,7 +91,9 @@ def create_app(
         allow_private=settings.webhook_allow_private,
         max_attempts=settings.webhook_max_attempts,
         retry_seconds=settings.webhook_retry_seconds,
-        transport=webhook_transport,
+        ports=settings.webhook_ports,
+        deadline_seconds=settings.webhook_deadline_seconds,
+        concurrency=settings.webhook_concurrency,
         observe=metrics.observe_webhook,
     )
 

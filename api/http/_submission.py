@@ -69,7 +69,9 @@ class Submission:
                     "webhook needs async mode: send 'Prefer: respond-async' (or async=true)"
                 )
             validate_webhook_url(
-                delivery.webhook, allow_private=self._settings.webhook_allow_private
+                delivery.webhook,
+                allow_private=self._settings.webhook_allow_private,
+                ports=self._settings.webhook_ports,
             )
         if runner.inline and not delivery.asynchronous and delivery.idempotency_key is None:
             reply = await run_in_threadpool(

@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+from collections.abc import Collection
 from typing import Any, ClassVar
 
 from sqlalchemy import (
@@ -371,15 +372,21 @@ class JobStore:
 
     # -- webhook outbox ----------------------------------------------------------------------
 
-    def due_webhooks(self, limit: int, *, claim_seconds: float = 60.0) -> list[PendingWebhook]:
+    def due_webhooks(
+        self, limit: int, *, exclude_scopes: Collection[str] = (), claim_seconds: float = 60.0
+    ) -> list[PendingWebhook]:
         """Deliveries due now, claimed for ``claim_seconds``: API replicas polling the same
         database each get other rows (``SKIP LOCKED``), and a replica that dies mid-delivery
-        leaves its claim to run out, after which another delivers."""
+        leaves its claim to run out, after which another delivers. Rows of the tenants in
+        ``exclude_scopes`` ("" for none) are left for later."""
         now = _now()
+        due_now = [_JobRow.webhook_status == "owed", _JobRow.webhook_next_at <= now]
+        if exclude_scopes:
+            due_now.append(_JobRow.scope.not_in(list(exclude_scopes)))
         with self._transaction("claim due webhooks") as session:
             rows = session.scalars(
                 select(_JobRow)
-                .where(_JobRow.webhook_status == "owed", _JobRow.webhook_next_at <= now)
+                .where(*due_now)
                 .order_by(_JobRow.webhook_next_at)
                 .limit(limit)
                 .with_for_update(skip_locked=True)

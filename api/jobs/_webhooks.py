@@ -13,9 +13,10 @@ hour, with jitter) in between.
 Each attempt can be told to an observer (``observe``: the outcome, and for a delivery the lag
 since the job ended), which the API's metrics count.
 
-URLs are checked when a job is submitted and again when it is delivered (DNS can change):
-only http(s), and no loopback, private, link-local or reserved address unless
-``webhook_allow_private`` is set — a webhook must not be a way into the API's own network.
+URLs are checked when a job is submitted and again at every attempt (DNS can change), and an
+attempt connects to the address it checked (``_webhook_target``, ``_webhook_http``). Deliveries
+run in one lane per tenant on a few threads, each attempt within a deadline and reading at most
+a few KB of the answer, so one slow or hostile receiver delays no other tenant.
 """
 
 from __future__ import annotations
@@ -24,21 +25,22 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
-import ipaddress
 import random
-import socket
+import ssl
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Literal, Protocol
-from urllib.parse import urlsplit
 
-import httpx
 import structlog
 
 from api.jobs._model import PendingWebhook
+from api.jobs._webhook_http import DeliveryFailure, post_webhook
+from api.jobs._webhook_target import resolve_target
 from genseal.errors import InputError
 
 __all__ = [
+    "DEFAULT_PORTS",
     "WebhookDispatcher",
     "WebhookObserver",
     "WebhookOutcome",
@@ -49,7 +51,8 @@ __all__ = [
 log = structlog.get_logger("genseal.webhooks")
 
 _MAX_DELAY_S = 3600.0
-_BATCH = 20
+#: Ports a webhook URL may name unless GENSEAL_WEBHOOK_PORTS says otherwise.
+DEFAULT_PORTS: frozenset[int] = frozenset({80, 443})
 
 #: delivered: a 2xx answer; retrying: failed, tried again later; failed: no attempt left.
 WebhookOutcome = Literal["delivered", "retrying", "failed"]
@@ -60,7 +63,9 @@ WebhookObserver = Callable[[WebhookOutcome, float | None], None]
 class WebhookQueue(Protocol):
     """Where owed deliveries are kept (the job table: an outbox on each job row)."""
 
-    def due_webhooks(self, limit: int) -> list[PendingWebhook]: ...
+    def due_webhooks(
+        self, limit: int, *, exclude_scopes: Collection[str] = (), claim_seconds: float = 60.0
+    ) -> list[PendingWebhook]: ...
 
     def record_webhook(
         self,
@@ -81,31 +86,24 @@ def sign_webhook(secret: str, message_id: str, timestamp: int, body: str) -> str
     return "v1," + base64.b64encode(digest).decode()
 
 
-def validate_webhook_url(url: str, *, allow_private: bool) -> str:
-    """The URL if genseal may deliver to it, else InputError saying why."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InputError(f"webhook URL {url!r} must be an absolute http(s) URL")
-    if parts.username or parts.password:
-        raise InputError("webhook URL must not carry credentials")
-    if allow_private:
-        return url
-    try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise InputError(f"webhook host {parts.hostname!r} does not resolve") from exc
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global or address.is_multicast:
-            raise InputError(
-                f"webhook host {parts.hostname!r} resolves to a non-public address ({address}); "
-                "set GENSEAL_WEBHOOK_ALLOW_PRIVATE=true to allow it"
-            )
+def validate_webhook_url(
+    url: str, *, allow_private: bool, ports: Collection[int] = DEFAULT_PORTS
+) -> str:
+    """The URL if genseal may deliver to it, else InputError saying why (see
+    ``_webhook_target``)."""
+    resolve_target(url, allow_private=allow_private, ports=ports)
     return url
 
 
 class WebhookDispatcher:
-    """Sends owed deliveries from one background thread."""
+    """Sends owed deliveries on a few threads, one lane per tenant.
+
+    A lane is a tenant's deliveries, one at a time; at most ``concurrency`` lanes run at once,
+    and a tenant whose lane is busy has nothing more claimed until it is free. So a receiver
+    that stalls delays only its own tenant's deliveries, each attempt ends by
+    ``deadline_seconds`` whatever the receiver does, and at most ``body_limit`` bytes of an
+    answer are read.
+    """
 
     def __init__(
         self,
@@ -115,19 +113,27 @@ class WebhookDispatcher:
         allow_private: bool,
         max_attempts: int,
         retry_seconds: float,
-        timeout_seconds: float = 10.0,
-        transport: httpx.BaseTransport | None = None,
+        ports: Collection[int] = DEFAULT_PORTS,
+        deadline_seconds: float = 15.0,
+        concurrency: int = 4,
+        body_limit: int = 4096,
+        ssl_context: ssl.SSLContext | None = None,
         observe: WebhookObserver | None = None,
     ) -> None:
         self._queue = queue
         self._observe = observe
         self._secret_for = secret_for
         self._allow_private = allow_private
+        self._ports = frozenset(ports)
         self._max_attempts = max_attempts
         self._retry_seconds = retry_seconds
-        self._client = httpx.Client(
-            timeout=timeout_seconds, transport=transport, follow_redirects=False
-        )
+        self._deadline_seconds = deadline_seconds
+        self._concurrency = concurrency
+        self._body_limit = body_limit
+        self._ssl_context = ssl_context
+        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="genseal-webhook")
+        self._busy: set[str] = set()
+        self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -147,56 +153,98 @@ class WebhookDispatcher:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
-        self._client.close()
+        # An attempt in flight ends by its deadline; what it did not record is claimed again
+        # once its claim runs out.
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def deliver_due(self) -> int:
-        """Send every delivery that is due now; how many were attempted."""
-        due = self._queue.due_webhooks(_BATCH)
-        for webhook in due:
-            self._attempt(webhook)
-        return len(due)
+        """Start every delivery due now that a free lane can take, wait for them to end, and
+        return how many were attempted."""
+        return sum(future.result() for future in self._start_due())
 
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                attempted = self.deliver_due()
+                self._start_due()
             except Exception as exc:  # the loop must outlive a database hiccup
                 log.warning("webhook loop failed", error=str(exc))
-                attempted = 0
-            if attempted < _BATCH:
-                self._wake.wait(timeout=min(self._retry_seconds, 1.0))
-                self._wake.clear()
+            self._wake.wait(timeout=min(self._retry_seconds, 1.0))
+            self._wake.clear()
+
+    def _start_due(self) -> list[Future[int]]:
+        with self._lock:
+            free = self._concurrency - len(self._busy)
+            busy = set(self._busy)
+        if free <= 0:
+            return []
+        due = self._queue.due_webhooks(
+            free,
+            exclude_scopes=busy,
+            # A lane's rows run one after another: each is claimed until the last may be done.
+            claim_seconds=self._deadline_seconds * free + 30.0,
+        )
+        lanes: dict[str, list[PendingWebhook]] = {}
+        for webhook in due:
+            lanes.setdefault(webhook.tenant or "", []).append(webhook)
+        started = []
+        with self._lock:
+            self._busy.update(lanes)
+        for scope, webhooks in lanes.items():
+            started.append(self._pool.submit(self._run_lane, scope, webhooks))
+        return started
+
+    def _run_lane(self, scope: str, webhooks: list[PendingWebhook]) -> int:
+        try:
+            for webhook in webhooks:
+                self._attempt(webhook)
+            return len(webhooks)
+        finally:
+            with self._lock:
+                self._busy.discard(scope)
+            self._wake.set()  # the lane is free: its tenant's next delivery may go
 
     def _attempt(self, webhook: PendingWebhook) -> None:
         timestamp = int(dt.datetime.now(dt.UTC).timestamp())
         # One id per message across its retries: receivers deduplicate on it.
         message_id = "msg_" + webhook.job_id.removeprefix("job_")
         error: str | None = None
+        detail: str | None = None
         try:
-            validate_webhook_url(webhook.url, allow_private=self._allow_private)
+            target = resolve_target(
+                webhook.url, allow_private=self._allow_private, ports=self._ports
+            )
             secret = self._secret_for(webhook.tenant)
-            response = self._client.post(
-                webhook.url,
-                content=webhook.body.encode(),
-                headers={
+            status = post_webhook(
+                target,
+                {
                     "content-type": "application/json",
                     "user-agent": "genseal-webhooks",
                     "webhook-id": message_id,
                     "webhook-timestamp": str(timestamp),
                     "webhook-signature": sign_webhook(secret, message_id, timestamp, webhook.body),
                 },
+                webhook.body.encode(),
+                deadline_seconds=self._deadline_seconds,
+                body_limit=self._body_limit,
+                ssl_context=self._ssl_context,
             )
-            if not 200 <= response.status_code < 300:
-                error = f"HTTP {response.status_code}"
-        except (httpx.HTTPError, InputError) as exc:
-            error = f"{type(exc).__name__}: {exc}"
+            if not 200 <= status < 300:
+                error = f"HTTP {status}"
+        except InputError as exc:
+            error, detail = "delivery failed (refused_target)", str(exc)
+        except DeliveryFailure as exc:
+            # The tenant reads the code only: the system's message would tell which ports of
+            # a host answer.
+            error, detail = f"delivery failed ({exc.code})", exc.detail
         attempts = webhook.attempts + 1
         retry_at: dt.datetime | None = None
         if error is not None and attempts < self._max_attempts:
             delay = min(self._retry_seconds * 2 ** (attempts - 1), _MAX_DELAY_S)
             delay *= random.uniform(0.8, 1.2)  # spread the retries of many jobs apart
             retry_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=delay)
-        log.info("webhook attempt", job_id=webhook.job_id, attempt=attempts, error=error)
+        log.info(
+            "webhook attempt", job_id=webhook.job_id, attempt=attempts, error=error, detail=detail
+        )
         self._queue.record_webhook(
             webhook.job_id,
             attempts=attempts,

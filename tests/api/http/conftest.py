@@ -50,6 +50,7 @@ def deployment(
     base = Settings(
         home=tmp_path_factory.mktemp("jobs-home"),
         webhook_allow_private=True,  # the receiver below listens on loopback
+        webhook_ports=[],  # on a port of its own
         webhook_retry_seconds=0.2,
         rate_limit="1000/minute",
     )

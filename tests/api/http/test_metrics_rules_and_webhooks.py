@@ -121,6 +121,7 @@ def test_webhook_attempts_by_outcome_and_the_lag_from_the_jobs_end(tmp_path: Pat
             jobs,
             lambda _tenant: SECRET,
             allow_private=True,
+            ports=(),
             max_attempts=2,
             retry_seconds=0.05,
             observe=metrics.observe_webhook,

@@ -1,0 +1,224 @@
+"""Webhook delivery against real receivers on loopback: a stalling receiver delays only its own
+tenant, every attempt ends by its deadline, a huge answer is not read, the address checked is
+the address connected to, and the tenant sees a code rather than the system's error."""
+
+from __future__ import annotations
+
+import base64
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from api.jobs._model import Reply
+from api.jobs._store import JobStore
+from api.jobs._webhooks import WebhookDispatcher
+
+SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
+
+
+@contextmanager
+def raw_receiver(answer: Callable[[socket.socket], None]) -> Iterator[tuple[int, list[float]]]:
+    """A TCP server on 127.0.0.1 that reads one request per connection, then lets ``answer``
+    write what it likes; yields its port and the times requests arrived."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.2)
+    arrived: list[float] = []
+    stop = threading.Event()
+
+    def serve(connection: socket.socket) -> None:
+        with connection, suppress(OSError):
+            connection.settimeout(10)
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += connection.recv(65536)
+            head, _, body = request.partition(b"\r\n\r\n")
+            length = int(
+                next(
+                    line.split(b":")[1]
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length")
+                )
+            )
+            while len(body) < length:
+                body += connection.recv(65536)
+            arrived.append(time.monotonic())
+            answer(connection)
+
+    def accept() -> None:
+        while not stop.is_set():
+            with suppress(TimeoutError):
+                connection, _ = server.accept()
+                threading.Thread(target=serve, args=(connection,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1], arrived
+    finally:
+        stop.set()
+        thread.join()
+        server.close()
+
+
+def ok(connection: socket.socket) -> None:
+    connection.sendall(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+
+
+def trickle_headers(connection: socket.socket) -> None:
+    connection.sendall(b"HTTP/1.1 200 OK\r\n")
+    for _ in range(60):  # a header byte every 0.2 s: no read ever waits long
+        connection.sendall(b"x")
+        time.sleep(0.2)
+
+
+def huge_body(connection: socket.socket) -> None:
+    size = 300 * 1024 * 1024
+    connection.sendall(f"HTTP/1.1 200 OK\r\nContent-Length: {size}\r\n\r\n".encode())
+    chunk = b"\0" * 65536
+    for _ in range(size // len(chunk)):
+        connection.sendall(chunk)  # raises once the client has hung up
+
+
+@pytest.fixture
+def jobs(tmp_path: Path) -> Iterator[JobStore]:
+    store = JobStore(f"sqlite:///{tmp_path / 'genseal.db'}")
+    yield store
+    store.close()
+
+
+def finished(jobs: JobStore, url: str, tenant: str | None = None) -> str:
+    job_id, _ = jobs.submit(
+        kind="generations",
+        tenant=tenant,
+        request={"prompt": "a fox"},
+        input_blob=None,
+        request_sha256="0" * 64,
+        base_url="http://testserver/",
+        asynchronous=True,
+        webhook_url=url,
+    )
+    assert jobs.claim_id(job_id, "w") is not None
+    assert jobs.finish(job_id, "w", Reply(200, {"data": []}))
+    return job_id
+
+
+def dispatcher(jobs: JobStore, **overrides: Any) -> WebhookDispatcher:
+    options: dict[str, Any] = {
+        "allow_private": True,
+        "ports": (),
+        "max_attempts": 1,
+        "retry_seconds": 0.05,
+        "deadline_seconds": 1.5,
+    }
+    return WebhookDispatcher(jobs, lambda _tenant: SECRET, **{**options, **overrides})
+
+
+def webhook_of(jobs: JobStore, job_id: str, tenant: str | None = None) -> dict[str, Any]:
+    webhook = jobs.get(job_id, tenant).webhook
+    assert webhook is not None
+    return dict(webhook)
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 10) -> float:
+    start = time.monotonic()
+    while not predicate():
+        assert time.monotonic() - start < timeout, "timed out"
+        time.sleep(0.02)
+    return time.monotonic() - start
+
+
+def test_a_stalling_receiver_delays_only_its_own_tenant_and_is_cut_off_at_the_deadline(
+    jobs: JobStore,
+) -> None:
+    with raw_receiver(trickle_headers) as (slow, _), raw_receiver(ok) as (fast, arrivals):
+        stalled = finished(jobs, f"http://127.0.0.1:{slow}/hook", tenant="slowpoke")
+        others = [finished(jobs, f"http://127.0.0.1:{fast}/hook", tenant="acme") for _ in range(3)]
+        others.append(finished(jobs, f"http://127.0.0.1:{fast}/hook", tenant="globex"))
+        sender = dispatcher(jobs)
+        started = time.monotonic()
+        sender.start()
+        try:
+            # acme's three go one after another in acme's lane, globex's beside them; none
+            # waits for the stalled receiver.
+            owners = list(zip(others, ["acme"] * 3 + ["globex"], strict=True))
+            wait_for(
+                lambda: all(webhook_of(jobs, j, t)["status"] == "delivered" for j, t in owners),
+                timeout=5,
+            )
+            assert len(arrivals) == 4 and max(arrivals) - started < 1.0
+            wait_for(lambda: webhook_of(jobs, stalled, "slowpoke")["status"] != "owed")
+            took = time.monotonic() - started
+        finally:
+            sender.stop()
+    assert 1.4 < took < 4.0  # the deadline (1.5 s), not the receiver, ended the attempt
+    assert webhook_of(jobs, stalled, "slowpoke")["last_error"] == "delivery failed (timed_out)"
+
+
+def test_a_huge_answer_is_not_read(jobs: JobStore) -> None:
+    with raw_receiver(huge_body) as (port, _):
+        job_id = finished(jobs, f"http://127.0.0.1:{port}/hook")
+        sender = dispatcher(jobs, deadline_seconds=10)
+        try:
+            start = time.monotonic()
+            assert sender.deliver_due() == 1
+            assert time.monotonic() - start < 2  # 300 MB would take far longer
+        finally:
+            sender.stop()
+    assert webhook_of(jobs, job_id)["status"] == "delivered"
+
+
+def test_the_address_checked_is_the_address_connected_to(
+    jobs: JobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = socket.getaddrinfo
+    answers = iter(["127.0.0.1", "127.0.0.2"])  # a rebinding DNS: another answer each time
+    calls: list[str] = []
+
+    def rebinding(host: str, port: int, *args: Any, **kwargs: Any) -> Any:
+        if host != "hooks.rebind.test":
+            return real(host, port, *args, **kwargs)
+        calls.append(host)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(answers), port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    with raw_receiver(ok) as (port, arrivals):  # listens on 127.0.0.1 only
+        job_id = finished(jobs, f"http://hooks.rebind.test:{port}/hook")
+        sender = dispatcher(jobs)
+        try:
+            assert sender.deliver_due() == 1
+        finally:
+            sender.stop()
+    assert len(arrivals) == 1 and calls == ["hooks.rebind.test"]
+    assert webhook_of(jobs, job_id)["status"] == "delivered"
+
+
+def test_the_tenant_sees_a_code_not_the_systems_error(jobs: JobStore) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as closed:
+        port = closed.getsockname()[1]
+    job_id = finished(jobs, f"http://127.0.0.1:{port}/hook")
+    sender = dispatcher(jobs)
+    try:
+        assert sender.deliver_due() == 1
+    finally:
+        sender.stop()
+    webhook = webhook_of(jobs, job_id)
+    assert webhook["status"] == "failed"
+    assert webhook["last_error"] == "delivery failed (connect_failed)"
+
+
+def test_a_port_outside_the_allowed_ones_is_refused_at_delivery(jobs: JobStore) -> None:
+    with raw_receiver(ok) as (port, arrivals):
+        job_id = finished(jobs, f"http://127.0.0.1:{port}/hook")
+        sender = dispatcher(jobs, ports=(80, 443))
+        try:
+            assert sender.deliver_due() == 1
+        finally:
+            sender.stop()
+    assert arrivals == []
+    assert webhook_of(jobs, job_id)["last_error"] == "delivery failed (refused_target)"
