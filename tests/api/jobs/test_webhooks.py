@@ -5,7 +5,9 @@ the address connected to, and the tenant sees a code rather than the system's er
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -14,6 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from api.jobs._model import Reply
 from api.jobs._store import JobStore
@@ -23,20 +29,28 @@ SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
 
 
 @contextmanager
-def raw_receiver(answer: Callable[[socket.socket], None]) -> Iterator[tuple[int, list[float]]]:
-    """A TCP server on 127.0.0.1 that reads one request per connection, then lets ``answer``
-    write what it likes; yields its port and the times requests arrived."""
+def raw_receiver(
+    answer: Callable[[socket.socket], None], *, wrap: ssl.SSLContext | None = None
+) -> Iterator[tuple[int, list[float]]]:
+    """A TCP server on 127.0.0.1 (TLS with ``wrap``) that reads one request per connection,
+    then lets ``answer`` write what it likes; yields its port and the times requests arrived."""
     server = socket.create_server(("127.0.0.1", 0))
     server.settimeout(0.2)
     arrived: list[float] = []
     stop = threading.Event()
 
     def serve(connection: socket.socket) -> None:
-        with connection, suppress(OSError):
+        with suppress(OSError):
             connection.settimeout(10)
+            if wrap is not None:
+                connection = wrap.wrap_socket(connection, server_side=True)
+        with connection, suppress(OSError):
             request = b""
             while b"\r\n\r\n" not in request:
-                request += connection.recv(65536)
+                data = connection.recv(65536)
+                if not data:  # the client hung up (a refused TLS handshake, say)
+                    return
+                request += data
             head, _, body = request.partition(b"\r\n\r\n")
             length = int(
                 next(
@@ -222,3 +236,88 @@ def test_a_port_outside_the_allowed_ones_is_refused_at_delivery(jobs: JobStore) 
             sender.stop()
     assert arrivals == []
     assert webhook_of(jobs, job_id)["last_error"] == "delivery failed (refused_target)"
+
+
+def tls_contexts(tmp_path: Path, served_name: str) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server context with a certificate for ``served_name`` from a CA of the test's own, and
+    a client context that trusts only that CA (verification on, as in production)."""
+    now = dt.datetime.now(dt.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "webhook test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, served_name)]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(served_name)]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "server.pem", tmp_path / "server.key"
+    cert_file.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(cert_file, key_file)
+    client = ssl.create_default_context(cadata=ca.public_bytes(serialization.Encoding.PEM).decode())
+    return server, client
+
+
+@contextmanager
+def tls_receiver(context: ssl.SSLContext) -> Iterator[tuple[int, list[str | None]]]:
+    """An HTTPS endpoint on 127.0.0.1 answering 204; yields its port and the SNI names seen."""
+    seen: list[str | None] = []
+    context.sni_callback = lambda _sock, name, _ctx: seen.append(name)  # type: ignore[assignment]
+
+    def answer(connection: socket.socket) -> None:
+        ok(connection)
+
+    with raw_receiver(answer, wrap=context) as (port, _):
+        yield port, seen
+
+
+@pytest.mark.parametrize("served", ["hooks.tls.test", "someone-else.test"])
+def test_https_verifies_the_certificate_for_the_host_and_sends_it_as_sni(
+    jobs: JobStore, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, served: str
+) -> None:
+    real = socket.getaddrinfo
+
+    def resolve(host: str, port: int, *args: Any, **kwargs: Any) -> Any:
+        if host == "hooks.tls.test":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    server, client = tls_contexts(tmp_path, served)
+    with tls_receiver(server) as (port, sni):
+        job_id = finished(jobs, f"https://hooks.tls.test:{port}/hook")
+        sender = dispatcher(jobs, ssl_context=client)
+        try:
+            assert sender.deliver_due() == 1
+        finally:
+            sender.stop()
+    assert sni == ["hooks.tls.test"]  # the name, though the connection went to 127.0.0.1
+    webhook = webhook_of(jobs, job_id)
+    if served == "hooks.tls.test":
+        assert webhook["status"] == "delivered", webhook
+    else:  # a certificate for another name: no delivery
+        assert webhook["last_error"] == "delivery failed (tls_failed)", webhook
