@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from gen._backend import MAX_PROMPT_CHARS
 from gen._requests import RequestContext, ScreenResult
 from genseal.errors import InputError
 from safety import (
@@ -61,6 +62,7 @@ def screen(
     the tenant's policy on them."""
     if not prompt and image is None:
         raise InputError("give a prompt, an image, or both to screen")
+    _check_length(prompt)
     findings: list[Finding] = screener.screen_prompt(prompt) if prompt else []
     if image is not None:
         findings += screener.screen_images([image], Stage.INPUT)
@@ -85,8 +87,18 @@ def screen_prompt(
 ) -> ScreenResult:
     """`SealedGenerationService(settings).screen(prompt=...)` without the service: the same
     policy files, prompt checks and decision."""
+    _check_length(prompt)  # before the policy loads: a refusal costs nothing
     policies = PolicySet.load(settings.policy or default_policy_path(), settings.policy_tenants_dir)
     screener = Screener(prompt_checks=prompt_checks_for(policies.base), image_checks=[])
     return screen(
         screener, policies, prompt=prompt, tenant=tenant, purpose=purpose, has_consent=has_consent
     )
+
+
+def _check_length(prompt: str | None) -> None:
+    # The prompt checks cost time in proportion to the text: what generation would refuse is
+    # refused here too, before any of them runs.
+    if prompt is not None and len(prompt) > MAX_PROMPT_CHARS:
+        raise InputError(
+            f"prompt is {len(prompt)} characters long; at most {MAX_PROMPT_CHARS} are accepted"
+        )

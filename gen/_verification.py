@@ -97,5 +97,5 @@ def build_verifier(
         watermarker=watermarker or configured_watermarker(settings),
         also_read=other_watermarkers(settings),
         trust=trust,
-        max_pixels=settings.max_image_pixels,
+        max_pixels=min(settings.max_image_pixels, settings.verify_max_pixels),
     )

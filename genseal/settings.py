@@ -102,6 +102,13 @@ class GenerationSettings(BaseModel):
         description="Most pixels an image may declare; more is refused before decoding "
         "(a decompression bomb costs nothing).",
     )
+    verify_max_pixels: int = Field(
+        default=4096 * 4096,
+        gt=0,
+        description="Most pixels a verification decodes to read watermarks and fingerprints; a "
+        "larger image still has its Content Credentials checked, and its report says why no "
+        "watermark was read (reading a 40-megapixel image costs seconds of CPU).",
+    )
 
 
 class PolicySettings(BaseModel):
@@ -259,6 +266,12 @@ class BiasSettings(BaseModel):
 class ApiSettings(BaseModel):
     """The HTTP API: keys, rate limits, image URLs and webhooks."""
 
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses or networks of the reverse proxies whose X-Forwarded-For and "
+        "X-Forwarded-Proto `genseal serve` believes (for rate limits per client address); "
+        "empty: none, every client is the address it connects from.",
+    )
     api_keys: list[str] = Field(
         default_factory=list,
         description="API keys the HTTP API accepts as Bearer tokens; empty disables auth.",

@@ -411,8 +411,19 @@ def serve(
         log_config = stdlib_log_config(level)
         logging.config.dictConfig(log_config)
         logging.captureWarnings(True)
-        application = create_app(_service(policy=policy, json_logs=True))
-        uvicorn.run(application, host=host, port=port, log_config=log_config)
+        service = _service(policy=policy, json_logs=True)
+        application = create_app(service)
+        proxies = service.settings.trusted_proxies
+        uvicorn.run(
+            application,
+            host=host,
+            port=port,
+            log_config=log_config,
+            # Forwarded headers only from the configured proxies: from anyone else they would
+            # let a client choose the address its rate limit counts against.
+            proxy_headers=bool(proxies),
+            forwarded_allow_ips=",".join(proxies) if proxies else None,
+        )
 
 
 @app.command()

@@ -43,3 +43,11 @@ def test_screen_prints_the_category_for_people(genseal_home: Path) -> None:
     assert result.exit_code == 3
     assert "block (violence)" in result.stdout
     assert "graphic" in result.stdout
+
+
+def test_a_prompt_longer_than_generation_accepts_is_refused_before_any_check(
+    genseal_home: Path,
+) -> None:
+    result = runner.invoke(app, ["screen", "--prompt", "a red fox " * 30_000])
+    assert result.exit_code == 2
+    assert "at most 2000 are accepted" in result.stderr

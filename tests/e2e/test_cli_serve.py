@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.api.conftest import _free_port
@@ -78,3 +79,33 @@ def test_the_log_level_applies_to_uvicorn_too(genseal_home: Path) -> None:
     logs, _ = _serve_and_stop({"GENSEAL_LOG_LEVEL": "warning"})
     assert {entry["level"] for entry in logs} <= {"warning", "error", "critical"}
     assert not any(entry.get("logger", "").startswith("uvicorn") for entry in logs)
+
+
+@pytest.mark.parametrize(
+    ("trusted", "expected"), [([], [200, 200, 429]), (["127.0.0.1"], [200, 200, 200])]
+)
+def test_forwarded_addresses_count_only_from_trusted_proxies(
+    tmp_path: Path, trusted: list[str], expected: list[int]
+) -> None:
+    from tests._media import photo
+    from tests._scale import serve
+
+    env = {
+        **os.environ,
+        "GENSEAL_HOME": str(tmp_path / "home"),
+        "GENSEAL_VERIFY_RATE_LIMIT": "2/minute",
+        "GENSEAL_TRUSTED_PROXIES": json.dumps(trusted),
+    }
+    image = photo(size=64)
+    with serve(env, tmp_path / "serve.log") as (url, _):
+        codes = [
+            httpx.post(
+                f"{url}/v1/verify",
+                files={"file": ("x.png", image, "image/png")},
+                # Each from "another client": believed only from a trusted proxy.
+                headers={"X-Forwarded-For": f"203.0.113.{i}"},
+                timeout=60,
+            ).status_code
+            for i in range(3)
+        ]
+    assert codes == expected

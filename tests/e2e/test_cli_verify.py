@@ -476,3 +476,17 @@ def test_every_part_of_a_rich_report_is_rendered() -> None:
     assert "└── camera-raw.dng (parentOf)  invalid" in tree[1]
     assert "└── base-model (inputTo, model)  valid" in tree[2]
     assert any("signed by Newsroom, with Photo Editor 5" in line for line in lines)
+
+
+def test_an_image_over_the_pixel_budget_keeps_its_c2pa_verdict_and_says_why_no_mark_was_read(
+    sealed: Sealed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GENSEAL_VERIFY_MAX_PIXELS", str(200 * 200))  # the image is 256x256
+    code, stdout, stderr = invoke("verify", str(sealed.png), "--json")
+    assert code == 0, stderr
+    report = json.loads(stdout)
+    assert report["c2pa"]["state"] == "trusted"
+    assert report["watermark"]["detected"] is False
+    assert any(
+        "claims 256x256 pixels, more than the 40,000 allowed" in w for w in report["warnings"]
+    ), report["warnings"]
