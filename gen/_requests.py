@@ -26,9 +26,18 @@ def parse_size(size: str) -> tuple[int, int]:
 class ConsentAttestation(BaseModel):
     """A caller's statement that the person shown in an input image consented."""
 
-    subject: str = Field(description="Who consented (a name or the platform's user id).")
-    reference: str = Field(description="The platform's reference for the consent record.")
-    scope: str = Field(default="image-to-image", description="What the consent covers.")
+    # Bounded: each goes into the signed manifest of every image released on it.
+    subject: str = Field(
+        min_length=1,
+        max_length=256,
+        description="Who consented (a name or the platform's user id).",
+    )
+    reference: str = Field(
+        min_length=1, max_length=256, description="The platform's reference for the consent record."
+    )
+    scope: str = Field(
+        default="image-to-image", max_length=256, description="What the consent covers."
+    )
 
 
 class GenerationRequest(BaseModel):

@@ -84,6 +84,11 @@ class Sealer:
         self.signer = signer
         self.store = store
 
+    @property
+    def min_side(self) -> int:
+        """The shortest side an image needs for some backend here to mark it."""
+        return min(w.min_side for w in (self.watermarker, *self.fallbacks))
+
     def watermark(self, image: Image.Image, payload: str) -> tuple[Image.Image, Watermarker]:
         """The marked image and the first backend whose mark reads back."""
         for watermarker in (self.watermarker, *self.fallbacks):

@@ -22,7 +22,7 @@ import structlog
 from PIL import Image
 
 from gen._audit_trail import AuditTrail
-from gen._backend import GenerationParams, ImageBackend
+from gen._backend import MAX_PROMPT_CHARS, GenerationParams, ImageBackend
 from gen._bias_watch import BiasWatch
 from gen._decisions import Outcome, audit_record, blur, carry
 from gen._images import MIME_TYPES, ImageFormat, decode_image, encode_image, format_of
@@ -57,6 +57,9 @@ from safety import (
     PolicySet,
     Stage,
 )
+
+# A model name or purpose a seal's manifest records.
+_MAX_LABEL_CHARS = 200
 
 log = structlog.get_logger("genseal.service")
 
@@ -141,6 +144,8 @@ class SealedGenerationService:
         report = progress or _no_progress
         with self._audit_trail.recorded(request_id, request.tenant, "generate"):
             report("screening", 0.02)
+            if request.size is not None:
+                self._check_markable(*request.size, "the size asked for")
             prompt, params_extra = self._resolve_prompt(request)
             input_image = self._decode_input(request)
 
@@ -158,6 +163,7 @@ class SealedGenerationService:
 
             backend = self.backend(request.model or self.settings.model)
             width, height = request.size or params_extra.get("size") or backend.defaults.size
+            self._check_markable(width, height, "the size to generate")
             params = GenerationParams(
                 prompt=prompt,
                 negative_prompt=request.negative_prompt or params_extra.get("negative_prompt"),
@@ -241,12 +247,14 @@ class SealedGenerationService:
         request_id = request_id or _new_id()
         timings: dict[str, float] = {}
         with self._audit_trail.recorded(request_id, tenant, "seal"):
+            _check_seal_text(prompt, source_model, purpose)
             image = decode_image(
                 image_bytes,
                 max_bytes=self.settings.max_upload_bytes,
                 max_pixels=self.settings.max_image_pixels,
                 name=image_name,
             )
+            self._check_markable(image.width, image.height, "the image")
             context = RequestContext(
                 operation="seal",
                 tenant=tenant or "",
@@ -322,6 +330,16 @@ class SealedGenerationService:
         return build_verifier(
             self.settings, extra_anchors_pem, store=self.store, watermarker=self.watermarker
         )
+
+    def _check_markable(self, width: int, height: int, what: str) -> None:
+        # Before any work: past this point a too-small image fails only at sealing, after the
+        # checks and the generation have run.
+        side = self.sealer.min_side
+        if min(width, height) < side:
+            raise InputError(
+                f"{what} is {width}x{height}; the watermark needs at least {side}x{side}",
+                hint=f"ask for {side}x{side} or larger",
+            )
 
     def backend(self, spec: str) -> ImageBackend:
         with self._backends_lock:
@@ -536,3 +554,16 @@ def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
         yield
     finally:
         timings[stage] = timings.get(stage, 0.0) + (time.perf_counter() - start) * 1000
+
+
+def _check_seal_text(prompt: str | None, source_model: str | None, purpose: str | None) -> None:
+    # Each goes into the signed manifest: bounded like a generation's own.
+    if prompt is not None and len(prompt) > MAX_PROMPT_CHARS:
+        raise InputError(
+            f"prompt is {len(prompt)} characters long; at most {MAX_PROMPT_CHARS} are accepted"
+        )
+    for name, value in (("source_model", source_model), ("purpose", purpose)):
+        if value is not None and len(value) > _MAX_LABEL_CHARS:
+            raise InputError(
+                f"{name} is {len(value)} characters long; at most {_MAX_LABEL_CHARS} are accepted"
+            )

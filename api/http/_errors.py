@@ -8,12 +8,15 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.http._schema import ErrorResponse
 from api.jobs import Job, error_body, error_reply
 from genseal.errors import GensealError, RateLimitError
 
 __all__ = ["ERRORS", "IMAGE_RESPONSES", "NOT_FOUND", "install_error_handlers"]
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 
 # Seconds a client should wait after a 503 (a database or broker outage, no worker yet).
 _RETRY_AFTER_UNAVAILABLE = 5
@@ -67,6 +70,18 @@ def install_error_handlers(app: FastAPI) -> None:
         message = f"{where}: {first.get('msg', 'invalid request')}" if where else "invalid request"
         return JSONResponse(
             error_body(message, "invalid_request", "invalid_request_error"), status_code=400
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # The framework's own refusals (no such route, a method not allowed, a body that is
+        # not multipart) in the same shape as every other error.
+        code = _HTTP_CODES.get(exc.status_code, "invalid_request")
+        kind = "invalid_request_error" if exc.status_code < 500 else "server_error"
+        return JSONResponse(
+            error_body(str(exc.detail), code, kind),
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
         )
 
     @app.exception_handler(Exception)

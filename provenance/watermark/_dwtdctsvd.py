@@ -73,6 +73,7 @@ class DwtDctSvdWatermarker:
 
     name: str = "dwtdctsvd"
     version: str = "1"
+    min_side: int = _MIN_SIDE
 
     def embed(self, image: Image.Image, payload: str) -> Image.Image:
         """Return a marked copy (RGB, or RGBA with the alpha channel untouched)."""

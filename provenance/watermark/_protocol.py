@@ -54,6 +54,12 @@ class Watermarker(Protocol):
     @property
     def version(self) -> str: ...
 
+    @property
+    def min_side(self) -> int:
+        """The shortest side, in pixels, of an image this backend can mark (checked before
+        any work is done for a request, so a too-small size is a 400, not a failed seal)."""
+        ...
+
     def embed(self, image: Image.Image, payload: str) -> Image.Image: ...
 
     def detect(self, image: Image.Image, *, thorough: bool = False) -> WatermarkReading:

@@ -102,6 +102,7 @@ class RivaGanWatermarker:
 
     name: str = "rivagan"
     version: str = "1"
+    min_side: int = _MIN_SIDE
 
     def __init__(
         self,

@@ -139,6 +139,10 @@ class TrustMarkWatermarker:
     def version(self) -> str:
         return "1" if self._variant == "Q" else f"1{self._variant.lower()}"
 
+    @property
+    def min_side(self) -> int:
+        return 1  # TrustMark resizes every image to the size its networks work at
+
     def embed(self, image: Image.Image, payload: str) -> Image.Image:
         """Return a marked copy (RGB, or RGBA with the alpha channel untouched)."""
         bits = pack_payload(payload)

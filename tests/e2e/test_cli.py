@@ -180,7 +180,8 @@ def test_screen_prints_findings_and_decision(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--size", "100x100"], "multiple of 8"),
+        (["--size", "300x300"], "multiple of 8"),
+        (["--size", "128x128"], "the watermark needs at least 256x256"),
         (["--size", "huge"], "512x512"),
         (["--model", "nobody/no-such-model"], "download"),
         (["--format", "gif"], "png, jpeg or webp"),

@@ -147,6 +147,7 @@ class _UnreadableMark:
 
     name = "unreadable"
     version = "1"
+    min_side = 1
 
     def embed(self, image: Image.Image, payload: str) -> Image.Image:
         return image.copy()

@@ -137,7 +137,7 @@ def test_bad_inputs_are_4xx_with_a_json_error(server: Server) -> None:
     headers = {"Authorization": f"Bearer {API_KEY}"}
     bad_size = httpx.post(
         f"{server.url}/v1/images/generations",
-        json={"prompt": "a fox", "size": "100x100", **FAST},
+        json={"prompt": "a fox", "size": "300x300", **FAST},
         headers=headers,
     )
     assert bad_size.status_code == 400
@@ -233,3 +233,67 @@ def test_a_model_nothing_can_run_is_refused_before_anything_is_queued(server: Se
         assert time.monotonic() < deadline
         time.sleep(0.1)
     assert job["status"] == "failed" and job["error"]["code"] == "model_unavailable"
+
+
+@pytest.mark.parametrize("size", ["128x128", "64x248"])
+def test_a_size_the_watermark_cannot_mark_is_refused_before_any_work(
+    server: Server, size: str
+) -> None:
+    started = time.monotonic()
+    with pytest.raises(openai.BadRequestError) as refused:
+        client(server).images.generate(
+            prompt="a red fox",
+            size=size,  # type: ignore[arg-type]
+            extra_body=FAST,
+        )
+    assert "the watermark needs at least 256x256" in str(refused.value)
+    assert time.monotonic() - started < 5  # refused, not generated and then failed
+
+
+def test_what_goes_into_a_manifest_is_bounded_before_any_work(server: Server) -> None:
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    too_long = httpx.post(
+        f"{server.url}/v1/images/generations",
+        json={
+            "prompt": "a red fox",
+            "size": "256x256",
+            **FAST,
+            "consent": {"subject": "x" * 100_000, "reference": "r"},
+        },
+        headers=headers,
+        timeout=60,
+    )
+    assert too_long.status_code == 400
+    assert too_long.json()["error"]["message"].startswith("consent.subject: ")
+    seal = httpx.post(
+        f"{server.url}/v1/seal",
+        data={"prompt": "p" * 100_000, "source_model": "m"},
+        files={"image": ("in.png", photo(size=256), "image/png")},
+        headers=headers,
+        timeout=60,
+    )
+    assert seal.status_code == 400
+    assert "at most 2000 are accepted" in seal.json()["error"]["message"]
+    seal = httpx.post(
+        f"{server.url}/v1/seal",
+        data={"source_model": "m" * 100_000},
+        files={"image": ("in.png", photo(size=256), "image/png")},
+        headers=headers,
+        timeout=60,
+    )
+    assert seal.status_code == 400 and "source_model" in seal.json()["error"]["message"]
+
+
+def test_the_frameworks_own_refusals_come_in_the_openai_error_shape(server: Server) -> None:
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    missing = httpx.get(f"{server.url}/v1/no-such-thing", headers=headers, timeout=30)
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "not_found"
+    garbled = httpx.post(
+        f"{server.url}/v1/images/edits",
+        content=b"not a multipart body",
+        headers={**headers, "content-type": "multipart/form-data; boundary=zzz"},
+        timeout=30,
+    )
+    assert garbled.status_code == 400
+    assert garbled.json()["error"]["type"] == "invalid_request_error"
