@@ -118,7 +118,10 @@ class DiffusersBackend:
             # A scheduler of its own: the weights are shared read-only between backends, the
             # scheduler's per-call state must not be.
             scheduler = type(shared.scheduler).from_config(shared.scheduler.config)
-            pipeline = type(shared).from_pipe(shared, scheduler=scheduler)
+            # The same class over the same modules (from_pipe would re-cast them, and warn).
+            pipeline = type(shared)(
+                **{**shared.components, "scheduler": scheduler}, requires_safety_checker=False
+            )
         else:
             # Moving the shared pipeline would move it under every other user: build a copy.
             pipeline = new_tiny_pipeline(TINY_SEED).to(device=device, dtype=torch_dtype)

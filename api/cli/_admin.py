@@ -49,7 +49,7 @@ def tenants_create(
     as_json: JsonOption = False,
 ) -> None:
     """Create a tenant and print its API key (once) and webhook secret."""
-    with _errors():
+    with _errors(as_json):
         _print_issued(_tenants().create(name, rate_limit=rate_limit), as_json, "created")
 
 
@@ -59,7 +59,7 @@ def tenants_rotate_key(
     as_json: JsonOption = False,
 ) -> None:
     """Issue a new API key; the old one stops working at once."""
-    with _errors():
+    with _errors(as_json):
         _print_issued(_tenants().rotate_key(name), as_json, "new key for")
 
 
@@ -73,7 +73,7 @@ def tenants_update(
     as_json: JsonOption = False,
 ) -> None:
     """Change a tenant's rate limit, or disable / enable it."""
-    with _errors():
+    with _errors(as_json):
         tenant = _tenants().update(name, rate_limit=rate_limit, disabled=disable)
         if as_json:
             _dump(tenant.model_dump(mode="json"))
@@ -87,7 +87,7 @@ def tenants_list(as_json: JsonOption = False) -> None:
     """Every tenant (key hints only, never keys)."""
     from rich.table import Table
 
-    with _errors():
+    with _errors(as_json):
         tenants = _tenants().all()
         if as_json:
             _dump([t.model_dump(mode="json") for t in tenants])
@@ -130,7 +130,7 @@ def audit_verify(as_json: JsonOption = False) -> None:
     reordered (and say where)."""
     from provenance import ManifestStore
 
-    with _errors():
+    with _errors(as_json):
         store = ManifestStore(_settings().store_url)
         problem = store.audit_chain_break()
         entries = store.audit_entries(limit=1)
@@ -155,7 +155,7 @@ def audit_list(
     """The newest audit entries: event, decision, rule, tenant, manifest."""
     from provenance import ManifestStore
 
-    with _errors():
+    with _errors(as_json):
         store = ManifestStore(_settings().store_url)
         entries = store.audit_entries(limit=limit, tenant=tenant, before_seq=before)
         if as_json:

@@ -40,10 +40,11 @@ from api.cli._support import (
     _service,
     _settings,
     _size,
+    _validated,
     log_level,
     out,
 )
-from genseal.errors import InputError
+from genseal.errors import ConfigError, InputError
 from genseal.logs import configure_logging, stdlib_log_config
 
 app = GensealTyper(
@@ -142,9 +143,10 @@ def generate(
     """
     from gen import GenerationRequest
 
-    with _errors():
+    with _errors(as_json):
         parsed_size = _size(size)
-        request = GenerationRequest(
+        request = _validated(
+            GenerationRequest,
             prompt=prompt,
             negative_prompt=negative_prompt,
             image=_read_file(image, "input image") if image else None,
@@ -189,7 +191,7 @@ def seal(
     as_json: JsonOption = False,
 ) -> None:
     """Screen, decide, watermark and sign an image made by another model."""
-    with _errors():
+    with _errors(as_json):
         output_format = _format(fmt)
         data = _read_file(image, "image")
         result = _service(policy=policy).seal(
@@ -223,7 +225,7 @@ def screen(
     """
     from api.cli._render import render_screen
 
-    with _errors():
+    with _errors(as_json):
         if image is None:
             # A prompt alone needs only the policy and its prompt checks: no store, signing
             # identity or image model (seconds of start-up for one prompt).
@@ -307,7 +309,7 @@ def manifests_export(
     (genseal verify IMAGE --manifest ID.c2pa)."""
     from provenance import ManifestStore
 
-    with _errors():
+    with _errors(as_json):
         record = ManifestStore(_settings().store_url).get(manifest_id)
         if record is None:
             raise InputError(f"no manifest {manifest_id} in the manifest store")
@@ -330,7 +332,7 @@ def keys_init(
     """Create a development signing identity (root → intermediate → leaf, ES256) in home/keys."""
     from provenance import init_identity
 
-    with _errors():
+    with _errors(as_json):
         settings = _settings()
         init_identity(settings.home, force=force)
         keys_dir = settings.home / "keys"
@@ -353,7 +355,7 @@ def keys_renew(as_json: JsonOption = False) -> None:
     rotation): images signed before keep verifying as trusted against that root."""
     from provenance import renew_identity
 
-    with _errors():
+    with _errors(as_json):
         settings = _settings()
         identity = renew_identity(settings.home)
         leaf = identity.signing_certificate
@@ -372,7 +374,7 @@ def keys_check(as_json: JsonOption = False) -> None:
     signing and verifying a test manifest; exit 0 when it is fit to sign, 2 when not."""
     from api.cli._keys import check_identity
 
-    with _errors():
+    with _errors(as_json):
         check_identity(_settings(), as_json=as_json, console=out)
 
 
@@ -404,6 +406,7 @@ def serve(
     from api.http._app import create_app
 
     with _errors():
+        _check_port_free(host, port)  # before minutes of loading, not after
         level = log_level("info")
         configure_logging(level, json_logs=True)
         # uvicorn's and other libraries' logs as the same JSON lines, from start-up on (loading
@@ -414,16 +417,24 @@ def serve(
         service = _service(policy=policy, json_logs=True)
         application = create_app(service)
         proxies = service.settings.trusted_proxies
-        uvicorn.run(
-            application,
-            host=host,
-            port=port,
-            log_config=log_config,
-            # Forwarded headers only from the configured proxies: from anyone else they would
-            # let a client choose the address its rate limit counts against.
-            proxy_headers=bool(proxies),
-            forwarded_allow_ips=",".join(proxies) if proxies else None,
-        )
+        try:
+            uvicorn.run(
+                application,
+                host=host,
+                port=port,
+                log_config=log_config,
+                # Forwarded headers only from the configured proxies: from anyone else they
+                # would let a client choose the address its rate limit counts against.
+                proxy_headers=bool(proxies),
+                forwarded_allow_ips=",".join(proxies) if proxies else None,
+            )
+        except SystemExit as exc:
+            # uvicorn exits 3 when it cannot start; genseal's 3 means "blocked by policy".
+            if exc.code not in (0, None):
+                raise ConfigError(
+                    f"the server could not start on {host}:{port} (see the log above)"
+                ) from exc
+            raise
 
 
 @app.command()
@@ -504,7 +515,7 @@ def bench(
     """Run a benchmark from bench/ and print median and p90 latency."""
     from bench import BENCHMARKS
 
-    with _errors():
+    with _errors(as_json):
         if name not in BENCHMARKS:
             raise InputError(f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")
         result = BENCHMARKS[name](runs)
@@ -520,3 +531,22 @@ def bench(
 def main() -> None:
     """Console-script entry point."""
     app()
+
+
+def _check_port_free(host: str, port: int) -> None:
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise InputError(f"--host {host!r} does not resolve") from exc
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise InputError(
+                f"cannot listen on {host}:{port}: {exc.strerror}",
+                hint="another process holds the port; choose another with --port",
+            ) from exc

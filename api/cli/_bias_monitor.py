@@ -67,7 +67,7 @@ def enable(tenant: TenantArgument, as_json: JsonOption = False) -> None:
     """Count this tenant's released images from now on."""
     from genseal.db import Database
 
-    with _errors():
+    with _errors(as_json):
         name = _tenant(tenant)
         database = Database(_settings().store_url)  # both stores on one engine
         try:
@@ -95,7 +95,7 @@ def disable(
     as_json: JsonOption = False,
 ) -> None:
     """Stop counting this tenant's releases (the counts so far stay, unless --purge)."""
-    with _errors():
+    with _errors(as_json):
         monitor = _monitor()
         name = _tenant(tenant)
         was_on = monitor.enabled(name)
@@ -113,7 +113,7 @@ def status(as_json: JsonOption = False) -> None:
     """The tenants being monitored, with their images of the last 30 days."""
     from rich.table import Table
 
-    with _errors():
+    with _errors(as_json):
         monitor = _monitor()
         rows = [(t, monitor.summary(t.tenant, 30)) for t in monitor.tenants()]
         if as_json:
@@ -163,7 +163,7 @@ def summary(
     """Counts and proportions per perceived attribute, and drift from the baseline."""
     from safety import load_baseline
 
-    with _errors():
+    with _errors(as_json):
         settings = _settings()
         if baseline is not None:
             reference = load_baseline(baseline)

@@ -40,7 +40,7 @@ def upgrade(
     before starting the API and workers when they have GENSEAL_DATABASE_AUTO_UPGRADE=false."""
     from genseal import db
 
-    with _errors():
+    with _errors(as_json):
         url = _settings().store_url
         database, head = db.display_url(url), db.head()
         before = db.current(url)
@@ -75,7 +75,7 @@ def current(as_json: JsonOption = False) -> None:
     """The database's revision and this genseal's head; exit 1 when the database is behind."""
     from genseal import db
 
-    with _errors():
+    with _errors(as_json):
         url = _settings().store_url
         database, head = db.display_url(url), db.head()
         revision = db.current(url)
@@ -99,7 +99,7 @@ def history(as_json: JsonOption = False) -> None:
     """Every revision this genseal has, newest first."""
     from genseal import db
 
-    with _errors():
+    with _errors(as_json):
         revisions = db.history()
         if as_json:
             _dump(

@@ -76,7 +76,7 @@ def faces_enroll(
     """
     from safety import FaceRegistry, face_analyzer
 
-    with _errors():
+    with _errors(as_json):
         FaceRegistry.validate_name(name)
         settings = _settings()
         analyzer = face_analyzer()
@@ -105,7 +105,7 @@ def faces_list(as_json: JsonOption = False) -> None:
     """Every enrolled identity, with how many photos it was enrolled from."""
     from rich.table import Table
 
-    with _errors():
+    with _errors(as_json):
         identities = _registry().identities()
         if as_json:
             _dump([i.model_dump(mode="json") for i in identities])
@@ -127,7 +127,7 @@ def faces_list(as_json: JsonOption = False) -> None:
 @faces_app.command("remove")
 def faces_remove(name: NameArgument, as_json: JsonOption = False) -> None:
     """Forget an identity and every descriptor enrolled for it."""
-    with _errors():
+    with _errors(as_json):
         _registry().remove(name)
         if as_json:
             _dump({"removed": name})
@@ -152,7 +152,7 @@ def faces_match(
     """Distances from each face in PHOTO to every enrolled identity, nearest first."""
     from safety import face_analyzer
 
-    with _errors():
+    with _errors(as_json):
         settings = _settings()
         image, _ = _photo(photo, settings)
         registry = _registry()

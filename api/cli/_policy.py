@@ -64,7 +64,7 @@ def policy_lint(
 
     from safety import lint_policy
 
-    with _errors():
+    with _errors(as_json):
         problems = [p for path in files for p in lint_policy(path)]
         failing = [p for p in problems if p.severity == "error" or strict]
         if as_json:
@@ -98,7 +98,7 @@ def policy_test(
 
     from safety import run_policy_tests
 
-    with _errors():
+    with _errors(as_json):
         tests = sorted(path.rglob("*_test.yaml")) if path.is_dir() else [path]
         if not tests:
             raise InputError(f"no *_test.yaml files in {path}")
@@ -153,7 +153,7 @@ def policy_explain(
 
     from safety import PolicySet, default_policy_path, explain
 
-    with _errors():
+    with _errors(as_json):
         settings = _settings(policy=policy)
         policies = PolicySet.load(
             settings.policy or default_policy_path(), settings.policy_tenants_dir
@@ -245,7 +245,7 @@ def policy_replay(
     from provenance import ManifestStore
     from safety import Policy, PolicySet, replay_decisions
 
-    with _errors():
+    with _errors(as_json):
         start: dt.datetime | None = None
         if since is not None:
             try:

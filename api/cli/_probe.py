@@ -82,7 +82,7 @@ def probe_bias(
 
     Writes results.json and a self-contained report.html into --out.
     """
-    with _errors():
+    with _errors(as_json):
         if compare is not None:
             _compare(compare, out_dir or Path("bias-comparison"), as_json)
             return
@@ -105,7 +105,7 @@ def probe_sets(as_json: JsonOption = False) -> None:
     """List the built-in prompt sets."""
     from safety import builtin_prompt_sets, load_prompt_set
 
-    with _errors():
+    with _errors(as_json):
         sets = [load_prompt_set(name) for name in builtin_prompt_sets()]
         if as_json:
             _dump(

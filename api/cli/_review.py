@@ -50,7 +50,7 @@ def review_list(
     """The review queue: images a `review` rule held (nothing released until approved)."""
     from gen import ReviewStore
 
-    with _errors():
+    with _errors(as_json):
         statuses = _review_statuses()
         if status not in statuses:
             listed = f"{', '.join(statuses[:-1])} or {statuses[-1]}"
@@ -86,7 +86,7 @@ def review_decide(
     as_json: JsonOption = False,
 ) -> None:
     """Approve (seal, release, write the image) or reject (discard) a held image."""
-    with _errors():
+    with _errors(as_json):
         service = _service()
         if approve:
             record, sealed = service.approve_review(review_id, reviewer=reviewer, note=note)

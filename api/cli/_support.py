@@ -6,11 +6,11 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, cast, get_args
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar, cast, get_args
 
 import structlog
 import typer
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 
 from api.cli._help import Choices
@@ -27,6 +27,8 @@ EXIT_UNTRUSTED = 3
 
 out = Console()
 err = Console(stderr=True)
+
+_Model = TypeVar("_Model", bound=BaseModel)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 PolicyOption = Annotated[
@@ -92,25 +94,47 @@ def _service(*, json_logs: bool = False, **overrides: Any) -> Any:
     return SealedGenerationService(settings, build_parts(settings, on_identity_created=notice))
 
 
-def _fail(message: str, code: int) -> NoReturn:
-    # soft_wrap: a path in the message must stay whole on narrow terminals (and to grep).
-    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+def _fail(
+    message: str, code: int, *, as_json: bool = False, kind: str = "internal_error"
+) -> NoReturn:
+    if as_json:
+        # A script asked for JSON: the error is JSON too, on stdout where it reads the answer.
+        _dump({"error": {"message": message, "code": kind, "exit_code": code}})
+    else:
+        # soft_wrap: a path in the message must stay whole on narrow terminals (and to grep).
+        err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
     raise typer.Exit(code)
 
 
 @contextmanager
-def _errors() -> Iterator[None]:
-    """Turn genseal's errors into a message and an exit code; never a traceback."""
+def _errors(as_json: bool = False) -> Iterator[None]:
+    """Turn genseal's errors into a message and an exit code; never a traceback. With
+    ``as_json`` the message is a JSON object on stdout."""
     try:
         yield
     except typer.Exit:
         raise
     except GensealError as exc:
-        _fail(str(exc), exc.exit_code)
+        _fail(str(exc), exc.exit_code, as_json=as_json, kind=exc.code)
     except Exception as exc:
         if _debugging():
             raise
-        _fail(f"internal error: {type(exc).__name__}: {exc} (set GENSEAL_DEBUG=1 for details)", 1)
+        _fail(
+            f"internal error: {type(exc).__name__}: {exc} (set GENSEAL_DEBUG=1 for details)",
+            1,
+            as_json=as_json,
+        )
+
+
+def _validated(schema: type[_Model], /, **fields: Any) -> _Model:
+    """``schema(**fields)`` from command-line values; InputError naming the field and the rule
+    it broke (pydantic's own message would read as an internal error)."""
+    try:
+        return schema(**fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise InputError(f"{where}: {first['msg']}") from exc
 
 
 def _debugging() -> bool:
@@ -185,7 +209,7 @@ def _consent(subject: str | None, reference: str | None) -> Any:
         raise InputError(
             "a consent attestation needs both --consent-subject and --consent-reference"
         )
-    return ConsentAttestation(subject=subject, reference=reference)
+    return _validated(ConsentAttestation, subject=subject, reference=reference)
 
 
 def _size(size: str | None) -> tuple[int, int] | None:

@@ -46,7 +46,7 @@ def run_verify(files: list[Path], trust: list[Path], manifest: Path | None, as_j
     """The whole command; raises typer.Exit with the exit code."""
     from gen import build_verifier
 
-    with _errors():
+    with _errors(as_json):
         # A folder can hold one image or many: its output is an array either way, so a
         # script reading it need not count the files first.
         several = len(files) > 1 or any(path.is_dir() for path in files)

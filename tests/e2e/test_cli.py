@@ -182,6 +182,8 @@ def test_screen_prints_findings_and_decision(
     [
         (["--size", "300x300"], "multiple of 8"),
         (["--size", "128x128"], "the watermark needs at least 256x256"),
+        (["--seed", str(2**64)], "seed: Input should be less than or equal to 4294967295"),
+        (["--consent-subject", "x" * 300, "--consent-reference", "r"], "subject: String should"),
         (["--size", "huge"], "512x512"),
         (["--model", "nobody/no-such-model"], "download"),
         (["--format", "gif"], "png, jpeg or webp"),
@@ -358,3 +360,29 @@ def test_a_manifest_exported_as_a_sidecar_verifies_its_image(
     assert code == 2 and "sidecar" in stderr and "Traceback" not in stderr
     code, _, stderr = invoke("manifests", "export", "gs_nothing_here")
     assert code == 2 and "no manifest gs_nothing_here" in stderr
+
+
+def test_with_json_an_error_is_json_on_stdout(genseal_home: Path, tmp_path: Path) -> None:
+    code, stdout, stderr = invoke("generate", FOX, "--size", "128x128", "--json")
+    assert code == 2 and "error:" not in stderr
+    error = json.loads(stdout)["error"]
+    assert error["code"] == "invalid_request" and error["exit_code"] == 2
+    assert "256x256" in error["message"]
+    code, stdout, _ = invoke("verify", str(tmp_path / "missing.png"), "--json")
+    assert code == 2 and json.loads(stdout)["error"]["message"].endswith("does not exist")
+
+
+def test_serve_on_a_port_in_use_exits_2_before_loading_anything(genseal_home: Path) -> None:
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as holder:
+        port = holder.getsockname()[1]
+        code, _, stderr = invoke("serve", "--host", "127.0.0.1", "--port", str(port))
+    assert code == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in stderr
+
+
+def test_a_released_generation_writes_nothing_on_stderr(genseal_home: Path, tmp_path: Path) -> None:
+    invoke("keys", "init")  # the development identity's one-time warning, out of the way
+    code, _, stderr = invoke("generate", FOX, "--steps", "2", "--out", str(tmp_path / "out"))
+    assert code == 0 and stderr == ""  # no library's chatter either
