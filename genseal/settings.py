@@ -266,6 +266,12 @@ class BiasSettings(BaseModel):
 class ApiSettings(BaseModel):
     """The HTTP API: keys, rate limits, image URLs and webhooks."""
 
+    auth: Literal["keys", "none"] = Field(
+        default="keys",
+        description="keys: the API asks for a key once a tenant or GENSEAL_API_KEYS exists, and "
+        "`genseal serve` refuses to listen beyond loopback without one; none: the API is open "
+        "to anyone who reaches it, on purpose.",
+    )
     trusted_proxies: list[str] = Field(
         default_factory=list,
         description="Addresses or networks of the reverse proxies whose X-Forwarded-For and "

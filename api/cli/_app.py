@@ -9,7 +9,7 @@ Every command takes ``--json`` for machine-readable output on stdout; messages g
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -45,6 +45,9 @@ from api.cli._support import (
     out,
 )
 from genseal.errors import ConfigError, InputError
+
+if TYPE_CHECKING:
+    from gen import SealedGenerationService
 from genseal.logs import configure_logging, stdlib_log_config
 
 app = GensealTyper(
@@ -415,6 +418,7 @@ def serve(
         logging.config.dictConfig(log_config)
         logging.captureWarnings(True)
         service = _service(policy=policy, json_logs=True)
+        _refuse_open_access(service, host)
         application = create_app(service)
         proxies = service.settings.trusted_proxies
         try:
@@ -550,3 +554,27 @@ def _check_port_free(host: str, port: int) -> None:
                 f"cannot listen on {host}:{port}: {exc.strerror}",
                 hint="another process holds the port; choose another with --port",
             ) from exc
+
+
+def _refuse_open_access(service: SealedGenerationService, host: str) -> None:
+    """ConfigError when the API would answer anyone beyond this machine without a key."""
+    import ipaddress
+    import socket
+
+    from api.tenants import TenantStore
+
+    settings = service.settings
+    if settings.auth == "none" or settings.api_keys:
+        return
+    if TenantStore(service.parts.database).count() > 0:
+        return
+    addresses = {
+        str(info[4][0]) for info in socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    }
+    if all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in addresses):
+        return
+    raise ConfigError(
+        f"no API key or tenant exists, so on {host} the API would serve anyone who reaches it",
+        hint="create a tenant (`genseal tenants create NAME`), set GENSEAL_API_KEYS, listen on "
+        "127.0.0.1, or set GENSEAL_AUTH=none to serve openly on purpose",
+    )

@@ -2,7 +2,8 @@
 
 Authentication is on as soon as a tenant exists (``genseal tenants create``) or static keys
 are configured (``GENSEAL_API_KEYS``, each its own tenant named ``key-<digest>``); with
-neither, the API is open, as a local tool is. Unknown and disabled keys get 401.
+neither, the API is open, as a local tool is, and ``genseal serve`` listens only on loopback
+unless ``GENSEAL_AUTH=none`` says the openness is meant. Unknown and disabled keys get 401.
 
 Rate limits use the ``limits`` library's moving window: per tenant (its own limit, else
 ``GENSEAL_RATE_LIMIT``) on the authenticated endpoints, and per client address on
@@ -60,6 +61,8 @@ class Gatekeeper:
     def auth_required(self) -> bool:
         """On when any tenant or static key exists (cached for a second: a tenant created
         while the server runs switches authentication on within that second)."""
+        if self._settings.auth == "none":
+            return False
         checked_at, required = self._auth_on
         now = time.monotonic()
         if now - checked_at > _AUTH_CACHE_SECONDS:

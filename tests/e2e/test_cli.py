@@ -386,3 +386,15 @@ def test_a_released_generation_writes_nothing_on_stderr(genseal_home: Path, tmp_
     invoke("keys", "init")  # the development identity's one-time warning, out of the way
     code, _, stderr = invoke("generate", FOX, "--steps", "2", "--out", str(tmp_path / "out"))
     assert code == 0 and stderr == ""  # no library's chatter either
+
+
+def test_serve_beyond_loopback_without_a_key_refuses_and_says_what_to_do(
+    genseal_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GENSEAL_AUTH", raising=False)
+    monkeypatch.delenv("GENSEAL_API_KEYS", raising=False)
+    code, _, stderr = invoke("serve", "--host", "0.0.0.0", "--port", "0")
+    assert code == 2
+    assert "would serve anyone" in stderr
+    for way_out in ("genseal tenants create", "GENSEAL_API_KEYS", "GENSEAL_AUTH=none"):
+        assert way_out in stderr

@@ -104,3 +104,10 @@ def test_verify_is_open_but_limited_per_client_address(tmp_path: Any) -> None:
         assert answers[0].json()["c2pa"]["state"] == "absent"
         assert answers[-1].json()["error"]["code"] == "rate_limit_exceeded"
         assert int(answers[-1].headers["retry-after"]) >= 1
+
+
+def test_auth_none_keeps_the_api_open_though_tenants_exist(tmp_path: Any) -> None:
+    settings = Settings(home=tmp_path, auth="none")
+    TenantStore(settings.store_url).create("acme")
+    with running(create_app(SealedGenerationService(settings))) as url:
+        assert httpx.get(f"{url}/v1/jobs").status_code == 200
