@@ -95,10 +95,22 @@ def _limited_caller(parts: ComponentsDep, who: Annotated[Caller, Depends(_caller
     return who
 
 
+def _viewer(
+    parts: ComponentsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Caller | None:
+    # A public page: no key is needed, a wrong one is still a 401.
+    if credentials is None and parts.gatekeeper.auth_required():
+        return None
+    return parts.gatekeeper.authenticate(credentials.credentials if credentials else None)
+
+
 # Reads (a job's state, the audit log, a manifest) are not rate-limited: polling a job must not
 # eat into the budget of the requests that do work.
 CallerDep = Annotated[Caller, Depends(_caller)]
 WorkingCallerDep = Annotated[Caller, Depends(_limited_caller)]
+#: On public endpoints: the caller when a key was sent (or auth is off), else None (anonymous).
+ViewerDep = Annotated[Caller | None, Depends(_viewer)]
 
 PreferHeader = Annotated[
     str | None,

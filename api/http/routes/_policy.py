@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, UploadFile
 
-from api.http._deps import ComponentsDep, WorkingCallerDep, in_thread
+from api.http._deps import ComponentsDep, ViewerDep, WorkingCallerDep, in_thread
 from api.http._errors import ERRORS
 from api.http._schema import PolicyEvaluateBody, PolicySummary
 from gen import ScreenResult
@@ -18,12 +18,26 @@ __all__ = ["router"]
 
 router = APIRouter()
 
+#: What a caller who is not the operator reads when the last policy change was rejected.
+REJECTED_RELOAD = "the last change to the policy files was rejected; the previous policy is active"
+
 
 @router.get("/v1/policy", response_model=PolicySummary, tags=["policy"])
-def get_policy(parts: ComponentsDep) -> PolicySummary:
+def get_policy(parts: ComponentsDep, viewer: ViewerDep) -> PolicySummary:
+    """The active base policy, public. Tenant overlays and the reason a reload was rejected
+    (file paths, tenant names) are shown in full only where authentication is off; a tenant
+    sees its own overlay, an anonymous caller none."""
     policies = parts.service.policies
     policy = policies.base
     summary = policies.summary()
+    tenants: dict[str, dict[str, object]] = summary["tenants"]  # type: ignore[assignment]
+    reload_error = parts.service.policy_reloader.last_error
+    operator = viewer is not None and viewer.tenant is None
+    if not operator:
+        mine = viewer.tenant if viewer is not None else None
+        tenants = {name: overlay for name, overlay in tenants.items() if name == mine}
+        if reload_error is not None:
+            reload_error = REJECTED_RELOAD
     return PolicySummary(
         id=policy.id,
         version=policy.version,
@@ -31,8 +45,8 @@ def get_policy(parts: ComponentsDep) -> PolicySummary:
         set_sha256=policies.sha256,
         mode=policy.mode,
         rules=[rule.model_dump(mode="json") for rule in policy.rules],
-        tenants=summary["tenants"],  # type: ignore[arg-type]
-        reload_error=parts.service.policy_reloader.last_error,
+        tenants=tenants,
+        reload_error=reload_error,
     )
 
 

@@ -12,6 +12,7 @@ from api.http import create_app
 from api.tenants import IssuedKey, TenantStore
 from gen import SealedGenerationService
 from genseal.settings import Settings
+from safety import default_policy_path
 from tests._media import photo
 from tests.api.conftest import running
 from tests.api.http.conftest import ASYNC, FAST, Deployment, wait_for_job
@@ -111,3 +112,33 @@ def test_auth_none_keeps_the_api_open_though_tenants_exist(tmp_path: Any) -> Non
     TenantStore(settings.store_url).create("acme")
     with running(create_app(SealedGenerationService(settings))) as url:
         assert httpx.get(f"{url}/v1/jobs").status_code == 200
+
+
+def test_the_public_policy_view_hides_tenants_and_server_paths_from_strangers(
+    tmp_path: Any,
+) -> None:
+    policy = tmp_path / "policies" / "default.yaml"
+    policy.parent.mkdir()
+    policy.write_text(default_policy_path().read_text(encoding="utf-8"), encoding="utf-8")
+    overlays = policy.parent / "tenants"
+    overlays.mkdir()
+    for name in ("acme", "globex"):
+        (overlays / f"{name}.yaml").write_text(
+            f'id: {name}\nversion: "1"\nextends: default\n', encoding="utf-8"
+        )
+    settings = Settings(home=tmp_path / "home", policy=policy)
+    acme = TenantStore(settings.store_url).create("acme")
+    service = SealedGenerationService(settings)
+    with running(create_app(service)) as url:
+        policy.write_text("rules: [broken\n", encoding="utf-8")
+        assert service.reload_policy() is False
+        anonymous = httpx.get(f"{url}/v1/policy").json()
+        assert anonymous["tenants"] == {}
+        assert anonymous["reload_error"] and str(tmp_path) not in anonymous["reload_error"]
+        theirs = httpx.get(
+            f"{url}/v1/policy", headers={"Authorization": f"Bearer {acme.api_key}"}
+        ).json()
+        assert set(theirs["tenants"]) == {"acme"}
+        assert str(tmp_path) not in theirs["reload_error"]
+        wrong = httpx.get(f"{url}/v1/policy", headers={"Authorization": "Bearer gs_wrong"})
+        assert wrong.status_code == 401

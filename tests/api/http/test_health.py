@@ -272,8 +272,9 @@ def test_rejected_policy_reload_is_reported_and_the_old_policy_keeps_serving(
         status, _, checks = readyz(url)
     assert status == 200
     detail = checks["policy"]["detail"]
-    assert "active; the last reload was rejected:" in detail
+    assert "active; the last reload was rejected (the server log says why)" in detail
     assert service.policy.id in detail
+    assert str(tmp_path) not in detail  # readiness is public: no server paths
 
 
 # -- Readiness without a server ------------------------------------------------------------------

@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.http import create_app
+from api.http.routes._policy import REJECTED_RELOAD
 from gen import SealedGenerationService
 from genseal.settings import Settings
 from safety import default_policy_path
@@ -118,7 +119,9 @@ def test_consent_attestation_over_http(client: TestClient) -> None:
 def test_policy_endpoints_show_hashes_and_evaluate(client: TestClient) -> None:
     policy = client.get("/v1/policy").json()
     assert policy["id"] == "default" and len(policy["sha256"]) == 64
-    assert set(policy["tenants"]) == {_tenant(REVIEWER_KEY), _tenant(CONSENT_KEY)}
+    assert policy["tenants"] == {}  # anonymous: no tenant's overlay, not even its name
+    mine = client.get("/v1/policy", headers=_auth(REVIEWER_KEY)).json()
+    assert set(mine["tenants"]) == {_tenant(REVIEWER_KEY)}
     health = client.get("/healthz").json()
     # The base policy's own hash, as decisions and manifests carry it; the set's beside it.
     assert health["policy_sha256"] == policy["sha256"] != policy["set_sha256"]
@@ -162,7 +165,10 @@ def test_hot_reload_rejects_an_invalid_file_and_takes_a_valid_one(
     try:
         path.write_text(original.replace("action: flag", "action: flagg"), encoding="utf-8")
         rejected = _wait_for(client, lambda p: p["reload_error"] is not None)
-        assert "note-violent-prompt" in str(rejected["reload_error"])
+        # Callers read that it was rejected; the reason (paths, rule ids) is the operator's.
+        assert rejected["reload_error"] == REJECTED_RELOAD
+        reloader = client.app.state.genseal.service.policy_reloader  # type: ignore[attr-defined]
+        assert "note-violent-prompt" in str(reloader.last_error)
         assert rejected["sha256"] == before["sha256"]  # the old policy stays active
 
         current = before["version"]
