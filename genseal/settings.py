@@ -272,6 +272,12 @@ class ApiSettings(BaseModel):
         "`genseal serve` refuses to listen beyond loopback without one; none: the API is open "
         "to anyone who reaches it, on purpose.",
     )
+    model_dirs: list[Path] = Field(
+        default_factory=list,
+        description="Directories whose sub-directories API callers may name as `model`; any "
+        "other local path is refused over HTTP with the same answer whether it exists or not "
+        "(the command line, run by someone with the files at hand, takes any directory).",
+    )
     trusted_proxies: list[str] = Field(
         default_factory=list,
         description="Addresses or networks of the reverse proxies whose X-Forwarded-For and "

@@ -11,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -63,6 +65,8 @@ class Submission:
         self, kind: JobKind, fields: dict[str, Any], image: bytes | None, delivery: Delivery
     ) -> Answer:
         jobs, runner = self._jobs, self._runner
+        if kind != "seal":
+            _check_served_model(fields.get("model"), self._settings.model_dirs)
         if delivery.webhook is not None:
             if not delivery.asynchronous:
                 raise InputError(
@@ -159,3 +163,26 @@ def request_digest(
         separators=(",", ":"),
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _check_served_model(spec: object, model_dirs: Sequence[Path]) -> None:
+    """InputError for a local path outside ``model_dirs``; the same answer whether the path
+    exists or not, so the API cannot be used to probe the server's file system."""
+    if not isinstance(spec, str) or not spec.strip():
+        return
+    spec = spec.strip()
+    candidate = Path(spec).expanduser()
+    local = (
+        spec.startswith(("/", ".", "~")) or "\\" in spec or spec.count("/") > 1
+    ) or candidate.exists()
+    if not local:
+        return  # tiny or a Hugging Face id
+    resolved = candidate.resolve()
+    for root in model_dirs:
+        base = root.expanduser().resolve()
+        if resolved != base and resolved.is_relative_to(base):
+            return
+    raise InputError(
+        f"unknown model {spec!r}",
+        hint="the API serves tiny, Hugging Face ids and directories under GENSEAL_MODEL_DIRS",
+    )

@@ -75,3 +75,38 @@ def test_body_options_join_the_header_ones() -> None:
     delivery = asked(idempotency_key="k").with_job_options(run_async=True, webhook=None)
     assert delivery.asynchronous and delivery.idempotency_key == "k"
     assert not asked().with_job_options(run_async=False, webhook=None).asynchronous
+
+
+@pytest.mark.parametrize("model", ["/etc", "/no/such/directory", "../..", "~"])
+def test_a_local_path_outside_the_model_dirs_gets_one_answer_whether_it_exists_or_not(
+    submission: tuple[Submission, JobStore], model: str
+) -> None:
+    submit, jobs = submission
+    with pytest.raises(InputError) as refused:
+        asyncio.run(
+            submit.submit("generations", {**FIELDS, "model": model}, None, asked(asynchronous=True))
+        )
+    assert refused.value.message == f"unknown model {model!r}"
+    assert jobs.recent("acme", limit=10) == []
+
+
+def test_a_directory_under_the_model_dirs_is_accepted(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    (models / "mine").mkdir(parents=True)
+    settings = Settings(home=tmp_path / "home", model_dirs=[models])
+    service = SealedGenerationService(settings)
+    try:
+        jobs = JobStore(service.parts.database)
+        operations = Operations(service, ImageFiles(service.parts.database, b"k" * 32, 60))
+        submit = Submission(settings, jobs, make_queue(settings, jobs, operations), operations)
+        fields = {**FIELDS, "model": str(models / "mine")}
+        answer = asyncio.run(submit.submit("generations", fields, None, asked(asynchronous=True)))
+        assert answer.status == 202  # queued: loading it is the worker's business
+        with pytest.raises(InputError, match="unknown model"):
+            asyncio.run(
+                submit.submit(
+                    "generations", {**FIELDS, "model": str(models)}, None, asked(asynchronous=True)
+                )
+            )
+    finally:
+        service.close()
