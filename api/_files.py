@@ -13,10 +13,12 @@ import hashlib
 import hmac
 import os
 import secrets
+import threading
 from pathlib import Path
 from typing import ClassVar
 from urllib.parse import urlencode
 
+import structlog
 from sqlalchemy import DateTime, LargeBinary, MetaData, String, delete
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -24,6 +26,8 @@ from genseal.db import Database, Tables
 from genseal.errors import NotFoundError
 
 __all__ = ["ImageFiles", "load_secret"]
+
+log = structlog.get_logger("genseal.files")
 
 
 class _Base(DeclarativeBase):
@@ -65,9 +69,44 @@ class ImageFiles:
         self._tables = Tables(database, "image files table", auto_upgrade=auto_upgrade)
         self._key = key
         self._ttl = dt.timedelta(seconds=ttl_seconds)
+        self._stop = threading.Event()
+        self._sweeper: threading.Thread | None = None
 
     def close(self) -> None:
+        self.stop_sweeping()
         self._tables.close()
+
+    def purge_expired(self) -> int:
+        """Delete the bytes of every expired URL; how many images went."""
+        now = dt.datetime.now(dt.UTC)
+        with self._tables.transaction("delete expired image files") as session:
+            gone = session.execute(delete(_FileRow).where(_FileRow.expires_at < now))
+        return int(gone.rowcount)  # type: ignore[attr-defined]
+
+    def start_sweeping(self, interval_seconds: float | None = None) -> None:
+        """Purge expired images every ``interval_seconds`` (default: a quarter of the URL
+        lifetime, between 10 s and 10 min) in a daemon thread, so that bytes do not outlive
+        their URLs on a server that publishes nothing new."""
+        if self._sweeper is not None:
+            return
+        interval = interval_seconds or min(max(self._ttl.total_seconds() / 4, 10.0), 600.0)
+        self._stop.clear()
+
+        def sweep() -> None:
+            while not self._stop.wait(interval):
+                try:
+                    self.purge_expired()
+                except Exception as exc:  # a database hiccup: the next round tries again
+                    log.warning("cannot purge expired image files", error=str(exc))
+
+        self._sweeper = threading.Thread(target=sweep, name="genseal-files-sweeper", daemon=True)
+        self._sweeper.start()
+
+    def stop_sweeping(self) -> None:
+        self._stop.set()
+        if self._sweeper is not None:
+            self._sweeper.join(timeout=5)
+            self._sweeper = None
 
     def publish(self, image_id: str, tenant: str | None, mime: str, data: bytes, base: str) -> str:
         """Keep the sealed bytes and return the URL that serves them until it expires."""

@@ -96,6 +96,12 @@ class GenerationSettings(BaseModel):
         description="Largest upload accepted (input images, files to seal or verify); larger "
         "ones are refused (HTTP 413, CLI exit 2) before they are read whole.",
     )
+    min_free_disk_mb: int = Field(
+        default=512,
+        ge=0,
+        description="Free space GENSEAL_HOME's volume (and a SQLite database's) must keep; "
+        "below it /readyz reports not ready, before writes of sealed images and manifests fail.",
+    )
     max_image_pixels: int = Field(
         default=40_000_000,
         gt=0,

@@ -109,11 +109,13 @@ def create_app(service: SealedGenerationService) -> FastAPI:
         service.policy_reloader.start(settings.policy_reload_seconds)
         runner.start()
         webhooks.start()
+        files.start_sweeping()
         try:
             yield
         finally:
             runner.stop()
             webhooks.stop()
+            files.stop_sweeping()
             service.policy_reloader.stop()
 
     app = FastAPI(

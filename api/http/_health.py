@@ -12,15 +12,18 @@ warm-up, which runs once in a background thread.
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse, Response
 from PIL import Image
 from pydantic import BaseModel, Field
+from sqlalchemy.engine import make_url
 
 from api._metrics import signer_not_after
 from api.http._metrics import Metrics, MetricsMiddleware
@@ -37,7 +40,7 @@ __all__ = [
     "observability_router",
 ]
 
-CheckName = Literal["model", "workers", "checks", "signer", "store", "policy"]
+CheckName = Literal["model", "workers", "checks", "signer", "store", "policy", "disk"]
 
 _WARM_UP_PROMPT = "a ceramic figurine of a red fox on a desk"
 _WARM_UP_SIZE = (64, 64)
@@ -51,7 +54,8 @@ class ReadinessCheck(BaseModel):
     name: CheckName = Field(
         description="model: the default model is loaded; checks: the safety classifiers "
         "answer; signer: the signing certificate chain is usable now; store: the manifest "
-        "store answers a query; policy: a policy is active."
+        "store answers a query; policy: a policy is active; disk: the home and database "
+        "volumes have GENSEAL_MIN_FREE_DISK_MB free."
     )
     ok: bool = Field(description="Whether this part is ready.")
     detail: str = Field(
@@ -160,6 +164,7 @@ class Readiness:
             self._signer(),
             self._store(),
             self._policy(),
+            self._disk(),
         ]
         return ReadinessReport(ready=all(c.ok for c in checks), checks=checks)
 
@@ -235,6 +240,38 @@ class Readiness:
             return _failed("store", "the manifest store does not answer", exc)
         ms = (time.perf_counter() - start) * 1000
         return ReadinessCheck(name="store", ok=True, detail=f"answered in {ms:.1f} ms")
+
+    def _disk(self) -> ReadinessCheck:
+        settings = self.service.settings
+        volumes = {"home": settings.home}
+        database = make_url(settings.store_url)
+        if database.get_backend_name() == "sqlite" and database.database not in (
+            None,
+            "",
+            ":memory:",
+        ):
+            volumes["database"] = Path(str(database.database)).parent
+        need = settings.min_free_disk_mb
+        lowest = None
+        for name, path in volumes.items():
+            while not path.exists() and path != path.parent:
+                path = path.parent  # not made yet: the volume it will be made on
+            try:
+                free = shutil.disk_usage(path).free // (1024 * 1024)
+            except OSError as exc:
+                return _failed("disk", f"cannot read the free space of the {name} volume", exc)
+            if lowest is None or free < lowest[1]:
+                lowest = (name, free)
+        assert lowest is not None
+        name, free = lowest
+        # Named by role, not path: readiness is public.
+        if free < need:
+            return ReadinessCheck(
+                name="disk",
+                ok=False,
+                detail=f"{free} MB free on the {name} volume, under the {need} MB required",
+            )
+        return ReadinessCheck(name="disk", ok=True, detail=f"{free} MB free on the {name} volume")
 
     def _policy(self) -> ReadinessCheck:
         try:

@@ -27,7 +27,7 @@ from provenance import SigningIdentity, identity_problems, init_identity, load_i
 from safety import default_policy_path
 from tests.api.http.test_metrics import serve
 
-CHECKS = ["model", "checks", "signer", "store", "policy"]
+CHECKS = ["model", "checks", "signer", "store", "policy", "disk"]
 NOW = dt.datetime.now(dt.UTC)
 
 _backends: dict[str, ImageBackend] = {}
@@ -369,3 +369,14 @@ def test_at_scale_readiness_waits_for_a_worker_that_serves_the_default_model(
                     time.sleep(0.3)  # the registry is read at most every 2 s
                 workers = {c["name"]: c for c in answer.json()["checks"]}["workers"]
                 assert workers["ok"] and "tiny" in workers["detail"]
+
+
+def test_a_volume_short_of_free_space_takes_the_instance_out_of_rotation(tmp_path: Path) -> None:
+    free_mb = shutil.disk_usage(tmp_path).free // (1024 * 1024)
+    service = make_service(tmp_path / "home", min_free_disk_mb=free_mb + 10_000)
+    with serve(observed_app(service)) as url:
+        status, _, checks = wait_for(url, lambda _, c: c["model"]["ok"] and c["checks"]["ok"])
+    assert status == 503
+    disk = checks["disk"]
+    assert not disk["ok"] and "MB free on the" in disk["detail"] and "required" in disk["detail"]
+    assert str(tmp_path) not in disk["detail"]  # readiness is public: roles, not paths
