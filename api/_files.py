@@ -130,8 +130,9 @@ class ImageFiles:
             raise missing
         with self._tables.transaction("read the image") as session:
             row = session.get(_FileRow, image_id)
+            # As bytes: compare_digest refuses non-ASCII str, and a URL may carry anything.
             if row is None or not hmac.compare_digest(
-                signature, self._sign(image_id, row.scope, expires)
+                signature.encode(), self._sign(image_id, row.scope, expires).encode()
             ):
                 raise missing
             return row.data, row.mime

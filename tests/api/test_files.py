@@ -6,9 +6,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import create_engine, text
 
 from api._files import ImageFiles
+from genseal.errors import NotFoundError
 
 
 def test_expired_images_are_purged_on_schedule(tmp_path: Path) -> None:
@@ -34,3 +36,15 @@ def test_expired_images_are_purged_on_schedule(tmp_path: Path) -> None:
     finally:
         files.close()
         engine.dispose()
+
+
+def test_a_signature_of_any_characters_is_just_wrong(tmp_path: Path) -> None:
+    files = ImageFiles(f"sqlite:///{tmp_path / 'genseal.db'}", b"k" * 32, ttl_seconds=60)
+    try:
+        published = files.publish("img_1", "acme", "image/png", b"sealed", "http://test/")
+        expires = int(published.split("expires=")[1].split("&")[0])
+        for forged in ("é" * 64, "\x00", "", "0" * 64):
+            with pytest.raises(NotFoundError):
+                files.open("img_1", expires, forged)
+    finally:
+        files.close()
