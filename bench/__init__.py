@@ -33,6 +33,7 @@ BENCHMARKS: dict[str, Callable[[int], dict[str, Any]]] = {
         "bias",
         "scale",
         "startup",
+        "soak",
     )
 }
 

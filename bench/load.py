@@ -127,8 +127,9 @@ class ServerFailure(RuntimeError):
 
 
 @contextmanager
-def genseal_serve(workdir: Path) -> Iterator[Server]:
-    """A ``genseal serve`` subprocess with a fresh home and one tenant; always terminated."""
+def genseal_serve(workdir: Path, *, extra_env: dict[str, str] | None = None) -> Iterator[Server]:
+    """A ``genseal serve`` subprocess with a fresh home and one tenant; always terminated.
+    ``extra_env``: settings of the run's own (they win over the load test's)."""
     from api.tenants import TenantStore
     from genseal.settings import Settings
 
@@ -141,6 +142,7 @@ def genseal_serve(workdir: Path) -> Iterator[Server]:
         "GENSEAL_RATE_LIMIT": _UNLIMITED,
         "GENSEAL_VERIFY_RATE_LIMIT": _UNLIMITED,
         "GENSEAL_LOG_LEVEL": os.environ.get("GENSEAL_LOG_LEVEL", "info"),
+        **(extra_env or {}),
     }
     command = [sys.executable, "-c", "from api.cli import main; main()", "serve"]
     with log.open("ab") as sink:
