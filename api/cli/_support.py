@@ -100,9 +100,8 @@ def _fail(
     if as_json:
         # A script asked for JSON: the error is JSON too, on stdout where it reads the answer.
         _dump({"error": {"message": message, "code": kind, "exit_code": code}})
-    else:
-        # soft_wrap: a path in the message must stay whole on narrow terminals (and to grep).
-        err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    # soft_wrap: a path in the message must stay whole on narrow terminals (and to grep).
+    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
     raise typer.Exit(code)
 
 
