@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
     from genseal.settings import Settings
 
-__all__ = ["decide_input", "screen", "screen_prompt"]
+__all__ = ["check_prompt_length", "decide_input", "screen", "screen_prompt"]
 
 
 def decide_input(
@@ -62,7 +62,7 @@ def screen(
     the tenant's policy on them."""
     if not prompt and image is None:
         raise InputError("give a prompt, an image, or both to screen")
-    _check_length(prompt)
+    check_prompt_length(prompt)
     findings: list[Finding] = screener.screen_prompt(prompt) if prompt else []
     if image is not None:
         findings += screener.screen_images([image], Stage.INPUT)
@@ -87,7 +87,7 @@ def screen_prompt(
 ) -> ScreenResult:
     """`SealedGenerationService(settings).screen(prompt=...)` without the service: the same
     policy files, prompt checks and decision."""
-    _check_length(prompt)  # before the policy loads: a refusal costs nothing
+    check_prompt_length(prompt)  # before the policy loads: a refusal costs nothing
     policies = PolicySet.load(settings.policy or default_policy_path(), settings.policy_tenants_dir)
     screener = Screener(prompt_checks=prompt_checks_for(policies.base), image_checks=[])
     return screen(
@@ -95,9 +95,9 @@ def screen_prompt(
     )
 
 
-def _check_length(prompt: str | None) -> None:
-    # The prompt checks cost time in proportion to the text: what generation would refuse is
-    # refused here too, before any of them runs.
+def check_prompt_length(prompt: str | None) -> None:
+    """InputError for a prompt longer than generation accepts: the prompt checks cost time in
+    proportion to the text, so what generation would refuse is refused before any runs."""
     if prompt is not None and len(prompt) > MAX_PROMPT_CHARS:
         raise InputError(
             f"prompt is {len(prompt)} characters long; at most {MAX_PROMPT_CHARS} are accepted"

@@ -22,7 +22,7 @@ import structlog
 from PIL import Image
 
 from gen._audit_trail import AuditTrail
-from gen._backend import MAX_PROMPT_CHARS, GenerationParams, ImageBackend
+from gen._backend import GenerationParams, ImageBackend
 from gen._bias_watch import BiasWatch
 from gen._decisions import Outcome, audit_record, blur, carry
 from gen._images import MIME_TYPES, ImageFormat, decode_image, encode_image, format_of
@@ -39,7 +39,7 @@ from gen._requests import (
 )
 from gen._review_desk import ReviewDesk
 from gen._reviews import ReviewRecord
-from gen._screening import decide_input, screen
+from gen._screening import check_prompt_length, decide_input, screen
 from gen._sealer import SealJob
 from gen._verification import build_verifier
 from genseal.errors import InputError
@@ -558,10 +558,7 @@ def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
 
 def _check_seal_text(prompt: str | None, source_model: str | None, purpose: str | None) -> None:
     # Each goes into the signed manifest: bounded like a generation's own.
-    if prompt is not None and len(prompt) > MAX_PROMPT_CHARS:
-        raise InputError(
-            f"prompt is {len(prompt)} characters long; at most {MAX_PROMPT_CHARS} are accepted"
-        )
+    check_prompt_length(prompt)
     for name, value in (("source_model", source_model), ("purpose", purpose)):
         if value is not None and len(value) > _MAX_LABEL_CHARS:
             raise InputError(

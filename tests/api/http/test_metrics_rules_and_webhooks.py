@@ -16,12 +16,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.http._metrics import Metrics
-from api.jobs._model import Reply
 from api.jobs._store import JobStore
 from api.jobs._webhooks import WebhookDispatcher
 from gen import GenerationRequest, SealedGenerationService, WithheldImage
 from genseal.settings import Settings
 from safety import Stage
+from tests.api.jobs._jobs import finished
 
 Labels = frozenset[tuple[str, str]]
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
@@ -97,22 +97,6 @@ def receiver(answers: list[int]) -> Iterator[str]:
         http.server_close()
 
 
-def finished_job(jobs: JobStore, webhook: str) -> str:
-    job_id, _ = jobs.submit(
-        kind="generations",
-        tenant=None,
-        request={"prompt": "a fox"},
-        input_blob=None,
-        request_sha256="0" * 64,
-        base_url="http://testserver/",
-        asynchronous=True,
-        webhook_url=webhook,
-    )
-    assert jobs.claim_id(job_id, "w") is not None
-    assert jobs.finish(job_id, "w", Reply(200, {"data": []}))
-    return job_id
-
-
 def test_webhook_attempts_by_outcome_and_the_lag_from_the_jobs_end(tmp_path: Path) -> None:
     jobs = JobStore(f"sqlite:///{tmp_path / 'genseal.db'}")
     metrics = Metrics()
@@ -127,12 +111,12 @@ def test_webhook_attempts_by_outcome_and_the_lag_from_the_jobs_end(tmp_path: Pat
             observe=metrics.observe_webhook,
         )
         try:
-            finished_job(jobs, url)
+            finished(jobs, url)
             time.sleep(0.3)  # the job ended a while before its webhook lands
             assert dispatcher.deliver_due() == 1  # 500: tried again later
             time.sleep(0.1)  # past the retry's back-off (0.05 s, ±20 %)
             assert dispatcher.deliver_due() == 1  # 204
-            finished_job(jobs, url)
+            finished(jobs, url)
             assert dispatcher.deliver_due() == 1  # 500
             time.sleep(0.1)
             assert dispatcher.deliver_due() == 1  # 500 again, and no attempt left

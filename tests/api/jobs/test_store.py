@@ -11,6 +11,7 @@ import pytest
 
 from api.jobs._model import Reply
 from api.jobs._store import JobStore
+from tests.api.jobs._jobs import submitted
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -20,24 +21,9 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(request.getfixturevalue("pg_url"))
 
 
-def _submit(jobs: JobStore, webhook: str | None = None) -> str:
-    job_id, created = jobs.submit(
-        kind="generations",
-        tenant="acme",
-        request={"prompt": "a fox"},
-        input_blob=None,
-        request_sha256="0" * 64,
-        base_url="http://testserver/",
-        asynchronous=True,
-        webhook_url=webhook,
-    )
-    assert created
-    return job_id
-
-
 def test_of_many_deliveries_of_one_job_one_claims_it(url: str) -> None:
     stores = [JobStore(url, lease_seconds=30) for _ in range(4)]
-    job_id = _submit(stores[0])
+    job_id = submitted(stores[0])
     won: list[str] = []
     barrier = threading.Barrier(len(stores))
 
@@ -62,7 +48,7 @@ def test_a_job_whose_lease_ran_out_is_taken_over_then_failed_after_max_attempts(
     url: str,
 ) -> None:
     jobs = JobStore(url, lease_seconds=0.2, max_attempts=2)
-    job_id = _submit(jobs)
+    job_id = submitted(jobs)
     assert jobs.claim_id(job_id, "a") is not None
     assert jobs.claim_id(job_id, "b") is None  # a's lease is live
     time.sleep(0.3)
@@ -79,7 +65,7 @@ def test_a_job_whose_lease_ran_out_is_taken_over_then_failed_after_max_attempts(
 
 def test_a_job_put_back_after_a_database_error_runs_again(url: str) -> None:
     jobs = JobStore(url)
-    job_id = _submit(jobs)
+    job_id = submitted(jobs)
     assert jobs.claim_id(job_id, "a") is not None
     assert jobs.release(job_id, "a")
     again = jobs.claim_id(job_id, "b")
@@ -88,7 +74,7 @@ def test_a_job_put_back_after_a_database_error_runs_again(url: str) -> None:
 
 def test_a_job_never_handed_on_can_be_discarded_and_nothing_else(url: str) -> None:
     jobs = JobStore(url)
-    kept, dropped = _submit(jobs), _submit(jobs)
+    kept, dropped = submitted(jobs), submitted(jobs)
     assert jobs.claim_id(kept, "a") is not None
     jobs.discard(kept)  # claimed: not discarded
     jobs.discard(dropped)
@@ -99,7 +85,7 @@ def test_a_job_never_handed_on_can_be_discarded_and_nothing_else(url: str) -> No
 
 def test_replicas_polling_the_webhook_outbox_never_take_the_same_delivery(url: str) -> None:
     stores = [JobStore(url) for _ in range(3)]
-    job_id = _submit(stores[0], webhook="https://hooks.example/genseal")
+    job_id = submitted(stores[0], webhook="https://hooks.example/genseal")
     assert stores[0].claim_id(job_id, "w") is not None
     assert stores[0].finish(job_id, "w", Reply(200, {"data": []}))
     taken: list[str] = []

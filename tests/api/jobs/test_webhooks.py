@@ -21,9 +21,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from api.jobs._model import Reply
 from api.jobs._store import JobStore
 from api.jobs._webhooks import WebhookDispatcher
+from tests.api.jobs._jobs import finished
 
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
 
@@ -104,22 +104,6 @@ def jobs(tmp_path: Path) -> Iterator[JobStore]:
     store = JobStore(f"sqlite:///{tmp_path / 'genseal.db'}")
     yield store
     store.close()
-
-
-def finished(jobs: JobStore, url: str, tenant: str | None = None) -> str:
-    job_id, _ = jobs.submit(
-        kind="generations",
-        tenant=tenant,
-        request={"prompt": "a fox"},
-        input_blob=None,
-        request_sha256="0" * 64,
-        base_url="http://testserver/",
-        asynchronous=True,
-        webhook_url=url,
-    )
-    assert jobs.claim_id(job_id, "w") is not None
-    assert jobs.finish(job_id, "w", Reply(200, {"data": []}))
-    return job_id
 
 
 def dispatcher(jobs: JobStore, **overrides: Any) -> WebhookDispatcher:
