@@ -475,17 +475,9 @@ def reference_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
+# The reference's order: the groups as Settings lists them, logging last.
 _GROUPS: tuple[type[BaseModel], ...] = (
-    StorageSettings,
-    GenerationSettings,
-    PolicySettings,
-    CheckSettings,
-    WatermarkSettings,
-    SigningSettings,
-    VerificationSettings,
-    BiasSettings,
-    ApiSettings,
-    JobSettings,
+    *(group for group in Settings.__bases__ if group is not LogSettings),
     LogSettings,
 )
 

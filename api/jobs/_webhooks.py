@@ -130,7 +130,8 @@ class WebhookDispatcher:
         self._deadline_seconds = deadline_seconds
         self._concurrency = concurrency
         self._body_limit = body_limit
-        self._ssl_context = ssl_context
+        # Made once: the default context reads the system's CA bundle from disk.
+        self._ssl_context = ssl_context or ssl.create_default_context()
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="genseal-webhook")
         self._busy: set[str] = set()
         self._lock = threading.Lock()
